@@ -1,0 +1,41 @@
+"""LayerLens: train a small CNN in seconds and look inside every layer. Run: streamlit run app.py"""
+import streamlit as st
+
+import session
+
+session.page_setup("Home")
+
+st.title("🔬 LayerLens: see how a deep network learns")
+st.markdown(
+    """
+A **neural network** is layers of tiny calculators called *neurons*. Each neuron **weighs** its
+inputs, **adds** them up with a **bias**, and "fires" through an **activation** function. Each layer's
+output is the next layer's input.
+
+A **convolutional network** (CNN) slides small weight patterns, called *filters*, over an image.
+The first layer learns filters that find **edges** at different orientations; the next layer combines
+edges into **motifs** like corners and curves; deeper layers find **parts**; the last layer is a
+**classifier** that turns all of this into probabilities: *"90% likely a 7"*.
+
+Nobody writes these filters by hand. **Learning** means finding weights that map inputs to the
+right answers: the network guesses, measures its error, feeds the error back through every layer and
+nudges every weight a little, thousands of times. More examples usually mean better accuracy.
+"""
+)
+st.subheader("Try it")
+c1, c2 = st.columns(2)
+with c1:
+    st.page_link("pages/1_train.py", label="**Train**: move sliders, retrain in seconds, watch the loss fall", icon="🏋️")
+with c2:
+    st.page_link("pages/2_layers.py", label="**Layers**: pick an image and follow it through every layer", icon="🧅")
+st.subheader("Right now")
+result = session.peek_current_model()
+if result is None:
+    st.write("No model yet. Open **Train** (or **Layers**) and the default model trains in a few seconds "
+             "on 4,000 handwritten digits that come with the app, no internet needed.")
+else:
+    m = result.metrics
+    st.write(f"Your model: **{m['params']:,} weights**, trained on **{m['train_images']:,}** images of "
+             f"**{result.config.dataset}**, gets **{m['test_accuracy']:.1%}** of unseen test images right.")
+
+

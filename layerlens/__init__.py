@@ -1,0 +1,1 @@
+"""LayerLens core: data, networks, training, checkpoints and inspection. Never imports streamlit."""

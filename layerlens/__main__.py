@@ -1,0 +1,52 @@
+"""Command line: `python -m layerlens train --dataset NAME --preset NAME --json` trains as the app does."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .checkpoints import save_checkpoint
+from .data import SAMPLE, load_dataset
+from .nets import PRESETS
+from .training import RECOMMENDED_PRESET, fit, preset_train_config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m layerlens", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train a CNN and report its accuracy and speed")
+    train.add_argument("--dataset", default=SAMPLE, help="mnist-sample, mnist, fashion-mnist, cifar10 or folder:PATH")
+    train.add_argument("--preset", choices=sorted(PRESETS), help="architecture (default: the dataset's recommended one)")
+    train.add_argument("--epochs", type=int, help="epochs (default: the preset's)")
+    train.add_argument("--train-size", type=int, default=0, help="train on this many images (0 = all)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--data-dir", type=Path, help="dataset folder (default: $LAYERLENS_DATA or ./data)")
+    train.add_argument("--out", type=Path, help="save the checkpoint here, e.g. models/my-model.pt")
+    train.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+
+    try:
+        data = load_dataset(args.dataset, args.data_dir)
+        preset = args.preset or RECOMMENDED_PRESET.get(args.dataset, "tiny")
+        overrides = {"train_size": args.train_size, "seed": args.seed}
+        if args.epochs:
+            overrides["epochs"] = args.epochs
+        result = fit(preset_train_config(preset, data, **overrides), data)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.out:
+        save_checkpoint(result, args.out)
+    report = {"dataset": args.dataset, "preset": preset, **{k: v for k, v in result.metrics.items() if k != "dataset"},
+              "diverged": result.diverged}
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for key, value in report.items():
+            print(f"{key:>18}: {value}")
+    return 1 if result.diverged else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

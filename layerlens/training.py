@@ -1,0 +1,230 @@
+"""Training: fit(config, data, on_step) with history, divergence detection and device pick-up."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .data import ImageData
+from .nets import Net, NetConfig, parameter_counts
+
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("onecycle", "constant")
+
+# Recommended training settings per preset (the Train page and the CLI start from these).
+PRESET_TRAINING = {
+    "tiny": dict(epochs=8, batch_size=64, learning_rate=0.01),
+    "lenet": dict(epochs=3, batch_size=128, learning_rate=0.01),
+    "deep": dict(epochs=8, batch_size=128, learning_rate=0.005),
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a trained model: data, architecture and training settings."""
+
+    net: NetConfig = field(default_factory=NetConfig)
+    dataset: str = "mnist-sample"
+    optimizer: str = "adam"
+    learning_rate: float = 0.01
+    batch_size: int = 64
+    epochs: int = 8
+    train_size: int = 0  # 0 = every training image
+    schedule: str = "onecycle"  # one-cycle warms up then anneals the learning rate: fast, stable
+    seed: int = 0
+
+    def validate(self) -> None:
+        """Raise ValueError with a message a student can act on."""
+        self.net.validate()
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"Unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS}.")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"Unknown schedule {self.schedule!r}; choose one of {SCHEDULES}.")
+        if not self.learning_rate > 0:
+            raise ValueError(f"The learning rate must be positive (got {self.learning_rate}).")
+        if self.batch_size < 1 or self.epochs < 1 or self.train_size < 0:
+            raise ValueError("Batch size and epochs must be at least 1, and the training size not negative.")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        return cls(**{**d, "net": NetConfig.from_dict(d["net"])})
+
+    def key(self) -> str:
+        """Stable hash of the config: the cache key for the model it trains."""
+        return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Progress:
+    """What on_step receives after every optimisation step."""
+
+    epoch: int  # 1-based
+    step: int  # 1-based, over the whole run
+    total_steps: int
+    loss: float
+    accuracy: float  # on this batch
+    epoch_done: bool = False  # True on the last step of an epoch, when test accuracy is known
+    test_accuracy: float | None = None
+
+
+@dataclass
+class TrainResult:
+    """A trained model with its config, history and metrics."""
+
+    model: Net
+    config: TrainConfig
+    history: dict  # "step_loss", "step_accuracy", "epoch_*" lists, "kernels" (first-layer weights per epoch)
+    metrics: dict  # test_accuracy, train_accuracy, seconds, train_seconds, images_per_second, ...
+    diverged: str | None = None  # the explanation, when training blew up
+
+
+def pick_device() -> torch.device:
+    """CUDA if present, then Apple's MPS, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> tuple[float, float]:
+    """Mean cross-entropy loss and accuracy of model on (x, y)."""
+    model.eval()
+    device = next(model.parameters()).device
+    loss, correct = 0.0, 0
+    for i in range(0, len(x), batch_size):
+        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+        logits = model(xb)
+        loss += nn.functional.cross_entropy(logits, yb, reduction="sum").item()
+        correct += (logits.argmax(1) == yb).sum().item()
+    return loss / len(x), correct / len(x)
+
+
+def training_subset(config: TrainConfig, data: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first train_size images of a seeded shuffle (all of them when train_size is 0)."""
+    n = len(data.x_train)
+    if not config.train_size or config.train_size >= n:
+        return data.x_train, data.y_train
+    idx = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed))[:config.train_size]
+    return data.x_train[idx], data.y_train[idx]
+
+
+def _divergence_message(epoch: int, step: int, config: TrainConfig) -> str:
+    return (f"Training diverged in epoch {epoch} (step {step}): the loss became infinite or not-a-number. "
+            f"Each update overshot so far that the weights blew up. With a learning rate of "
+            f"{config.learning_rate:g} the steps are too big for this network: try a smaller learning rate "
+            f"(or turn batch-norm on).")
+
+
+def fit(config: TrainConfig, data: ImageData, on_step: Callable[[Progress], None] | None = None,
+        device: torch.device | None = None) -> TrainResult:
+    """Train a fresh Net on data as config says; report every step to on_step."""
+    config.validate()
+    if (config.net.in_channels, config.net.image_size, config.net.num_classes) != \
+            (data.channels, data.image_size, data.num_classes):
+        raise ValueError(f"This network expects {config.net.in_channels}×{config.net.image_size}² images in "
+                         f"{config.net.num_classes} classes, but {data.name} has {data.channels}×"
+                         f"{data.image_size}² images in {data.num_classes} classes.")
+    device = device or pick_device()
+    torch.manual_seed(config.seed)
+    model = Net(config.net).to(device)
+    x_train, y_train = (t.to(device) for t in training_subset(config, data))
+    x_test, y_test = data.x_test.to(device), data.y_test.to(device)
+    n, bs = len(x_train), config.batch_size
+    steps_per_epoch = math.ceil(n / bs)
+    total = steps_per_epoch * config.epochs
+
+    if config.optimizer == "adam":
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=0.9)
+    scheduler = (torch.optim.lr_scheduler.OneCycleLR(optimizer, config.learning_rate, total_steps=total)
+                 if config.schedule == "onecycle" else None)
+
+    first_conv = model.layers.conv1
+    history = {key: [] for key in ("step_loss", "step_accuracy", "epoch_train_loss", "epoch_train_accuracy",
+                                   "epoch_test_loss", "epoch_test_accuracy", "epoch_seconds")}
+    history["kernels"] = [first_conv.weight.detach().cpu().clone()]  # (C_out, C_in, k, k) at init, then per epoch
+    diverged, step, train_seconds = None, 0, 0.0
+    generator = torch.Generator(device="cpu").manual_seed(config.seed)
+    start = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        epoch_start = time.perf_counter()
+        perm = torch.randperm(n, generator=generator).to(device)
+        loss_sum, correct = 0.0, 0
+        for i in range(0, n, bs):
+            idx = perm[i:i + bs]
+            xb, yb = x_train[idx], y_train[idx]
+            logits = model(xb)
+            loss = nn.functional.cross_entropy(logits, yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler:
+                scheduler.step()
+            step += 1
+            loss_value = loss.item()
+            batch_correct = (logits.argmax(1) == yb).sum().item()
+            history["step_loss"].append(loss_value)
+            history["step_accuracy"].append(batch_correct / len(yb))
+            if not math.isfinite(loss_value):
+                diverged = _divergence_message(epoch, step, config)
+                break
+            loss_sum += loss_value * len(yb)
+            correct += batch_correct
+            last = i + bs >= n
+            if on_step and not last:
+                on_step(Progress(epoch, step, total, loss_value, batch_correct / len(yb)))
+        train_seconds += time.perf_counter() - epoch_start
+        if diverged:
+            break
+        test_loss, test_acc = evaluate(model, x_test, y_test)
+        history["epoch_train_loss"].append(loss_sum / n)
+        history["epoch_train_accuracy"].append(correct / n)
+        history["epoch_test_loss"].append(test_loss)
+        history["epoch_test_accuracy"].append(test_acc)
+        history["epoch_seconds"].append(time.perf_counter() - start)
+        history["kernels"].append(first_conv.weight.detach().cpu().clone())
+        if on_step:
+            on_step(Progress(epoch, step, total, loss_value, batch_correct / len(yb), True, test_acc))
+
+    seconds = time.perf_counter() - start
+    model.eval()
+    images = step * bs if step < total else n * config.epochs
+    metrics = {
+        "dataset": data.name,
+        "params": sum(parameter_counts(model).values()),
+        "epochs": len(history["epoch_test_accuracy"]),
+        "train_images": n,
+        "seconds": round(seconds, 3),
+        "train_seconds": round(train_seconds, 3),
+        "images_per_second": round(images / max(train_seconds, 1e-9), 1),
+        "test_accuracy": history["epoch_test_accuracy"][-1] if history["epoch_test_accuracy"] else float("nan"),
+        "train_accuracy": history["epoch_train_accuracy"][-1] if history["epoch_train_accuracy"] else float("nan"),
+        "device": str(device),
+    }
+    return TrainResult(model.cpu(), config, history, metrics, diverged)
+
+
+# The preset each dataset starts with.
+RECOMMENDED_PRESET = {"mnist-sample": "tiny", "mnist": "lenet", "fashion-mnist": "lenet", "cifar10": "deep"}
+
+
+def preset_train_config(preset: str, data: ImageData, **overrides) -> TrainConfig:
+    """The preset's architecture fitted to data, with the preset's recommended training settings."""
+    from .nets import preset_config
+
+    net = preset_config(preset, data.channels, data.image_size, data.num_classes, data.mean, data.std)
+    return TrainConfig(net=net, dataset=data.name, **{**PRESET_TRAINING[preset], **overrides})

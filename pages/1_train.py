@@ -1,0 +1,161 @@
+"""Train page: every architecture and training setting as a widget; moving one retrains."""
+import re
+
+import pandas as pd
+import streamlit as st
+
+import session
+from layerlens import plots
+from layerlens.checkpoints import load_checkpoint, save_checkpoint
+from layerlens.data import DATASETS, FOLDER_PREFIX, SAMPLE
+from layerlens.inspection import layer_table
+from layerlens.nets import ACTIVATIONS, PRESETS, NetConfig
+from layerlens.training import OPTIMIZERS, PRESET_TRAINING, RECOMMENDED_PRESET, TrainConfig
+
+session.page_setup("Train")
+
+FOLDER = "an image folder…"
+LEARNING_RATES = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
+TRAIN_SIZES = [100, 300, 1000, 3000, 10000, 30000, "all"]
+
+
+def apply_preset() -> None:
+    """Set every architecture and training widget to the chosen preset's values."""
+    preset = st.session_state.train_preset
+    arch, training = PRESETS[preset], PRESET_TRAINING[preset]
+    st.session_state.update(
+        train_blocks=len(arch["channels"]), train_kernel=arch["kernel_size"], train_padding=arch.get("padding", True),
+        train_bn=arch["batch_norm"], train_act=arch["activation"], train_dropout=arch.get("dropout", 0.0),
+        train_dense=arch["dense"], train_epochs=training["epochs"], train_batch=training["batch_size"],
+        train_lr=training["learning_rate"],
+        **{f"train_ch{i + 1}": c for i, c in enumerate(arch["channels"])})
+    for i in range(len(arch["channels"]), 4):  # blocks the preset lacks start at twice the last width
+        st.session_state[f"train_ch{i + 1}"] = min(256, 2 * st.session_state[f"train_ch{i}"])
+
+
+def use_sample() -> None:
+    st.session_state.train_dataset = SAMPLE
+    pick_recommended_preset()
+
+
+def pick_recommended_preset() -> None:
+    st.session_state.train_preset = RECOMMENDED_PRESET.get(st.session_state.train_dataset, "tiny")
+    apply_preset()
+
+
+if "train_preset" not in st.session_state:
+    st.session_state.update(train_preset="tiny", train_size="all", train_auto=True)
+    apply_preset()
+
+st.title("🏋️ Train a CNN")
+st.markdown("Choose the data and the network, then watch it learn. **Learning** = the network guesses, measures "
+            "its error (the *loss*), feeds the error back and nudges every weight, one batch at a time. "
+            "Every setting below is the designer's choice; move one and the network retrains.")
+
+c_data, c_arch, c_train = st.columns(3)
+with c_data:
+    st.subheader("Data")
+    choice = st.selectbox("Dataset", [*DATASETS, FOLDER], key="train_dataset", on_change=pick_recommended_preset,
+                          format_func=lambda n: f"{n}: {DATASETS[n][0]}" if n in DATASETS else n)
+    name = choice
+    if choice == FOLDER:
+        path = st.text_input("Folder with train/<class>/ and test/<class>/ (or a .tar.gz of one)", key="train_folder")
+        name = f"{FOLDER_PREFIX}{path}"
+    st.selectbox("Preset", list(PRESETS), key="train_preset", on_change=apply_preset,
+                 help="tiny: 3 small blocks · lenet: LeCun's classic · deep: 4 wide blocks for colour photos")
+    st.select_slider("Training images", TRAIN_SIZES, key="train_size",
+                     help="More data usually means better accuracy, but slower training.")
+    auto = st.toggle("Retrain when a setting changes", key="train_auto",
+                     help="Turn off for big models, then press Train.")
+    pressed = st.button("Train now", type="primary", key="train_btn_train")
+with c_arch:
+    st.subheader("Architecture")
+    blocks = st.slider("Conv blocks (conv → activation → pool)", 1, 4, key="train_blocks")
+    channels = tuple(st.select_slider(f"Channels in block {i}", [2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256],
+                                      key=f"train_ch{i}") for i in range(1, blocks + 1))
+    kernel = st.select_slider("Kernel size", [1, 3, 5, 7], key="train_kernel")
+    padding = st.checkbox("Padding (keep the map size through each conv)", key="train_padding")
+    batch_norm = st.checkbox("Batch-norm", key="train_bn")
+    activation = st.selectbox("Activation", list(ACTIVATIONS), key="train_act")
+    dense = st.select_slider("Dense layer width (0 = none)", [0, 16, 32, 64, 84, 128, 256], key="train_dense")
+    dropout = st.slider("Dropout", 0.0, 0.7, step=0.05, key="train_dropout")
+with c_train:
+    st.subheader("Training")
+    optimizer = st.selectbox("Optimizer", OPTIMIZERS, key="train_optimizer")
+    lr = st.select_slider("Learning rate", LEARNING_RATES, key="train_lr")
+    batch = st.select_slider("Batch size", [16, 32, 64, 128, 256, 512], key="train_batch")
+    epochs = st.slider("Epochs (passes over the data)", 1, 30, key="train_epochs")
+    schedule = st.selectbox("Learning-rate schedule", ["onecycle", "constant"], key="train_schedule")
+    seed = st.number_input("Random seed", 0, 9999, key="train_seed")
+
+try:
+    data = session.dataset(name)
+except ValueError as err:
+    st.error(str(err))
+    st.button("Use the offline sample", key="train_btn_sample", on_click=use_sample)
+    data = None
+
+config = None
+if data is not None:
+    try:
+        net = NetConfig(data.channels, data.image_size, data.num_classes, data.mean, data.std, channels, kernel,
+                        padding, batch_norm, activation, dropout, dense)
+        size = 0 if st.session_state.train_size == "all" else min(st.session_state.train_size, len(data.x_train))
+        config = TrainConfig(net, data.name, optimizer, lr, batch, epochs, size, schedule, int(seed))
+        config.validate()
+    except ValueError as err:
+        st.error(f"This network can't be built: {err}")
+        config = None
+
+current = session.peek_current_model()
+if config is not None and (current is None or current.config != config):
+    if auto or pressed or session.model_cache().get(config) is not None:
+        session.set_current_model(session.train_with_progress(config, data))
+    else:
+        st.info("Settings changed. Press **Train now** to train this network (auto-retrain is off).")
+
+result = session.peek_current_model()
+if result is None:
+    st.stop()
+st.divider()
+m = result.metrics
+if result.diverged:
+    st.warning(f"**A lesson, not a crash.** {result.diverged}")
+cols = st.columns(5)
+cols[0].metric("Test accuracy", f"{m['test_accuracy']:.1%}", help="Images the network never saw while training")
+cols[1].metric("Train accuracy", f"{m['train_accuracy']:.1%}")
+cols[2].metric("Training time", f"{m['seconds']:.1f} s")
+cols[3].metric("Learned weights", f"{m['params']:,}")
+cols[4].metric("Images per second", f"{m['images_per_second']:,.0f}", help=f"on {m['device']}")
+st.plotly_chart(plots.history_figure(result.history), key="train_history")
+
+st.subheader("The network, layer by layer")
+st.caption("Each box is a layer; its output (channels × height × width) is the next layer's input. "
+           "The numbers under it are its learned weights. Real networks range from hundreds of weights to billions.")
+rows = layer_table(result.model)
+st.plotly_chart(plots.architecture_figure(rows), key="train_architecture")
+with st.expander("As a table"):
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+
+st.subheader("Which classes get confused?")
+st.caption("Rows are the true class, columns the network's answer: the diagonal is right, everything else a mistake.")
+shown_data = session.dataset(result.config.dataset)
+st.plotly_chart(plots.confusion_figure(session.test_confusion(result, result.config.key()), shown_data.classes), key="train_confusion")
+
+with st.expander("Saved models (models/ folder)"):
+    c_save, c_load = st.columns(2)
+    model_name = c_save.text_input("Name", value="my-model", key="train_save_name")
+    if c_save.button("Save the current model", key="train_btn_save"):
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", model_name):
+            c_save.error("Use 1–40 letters, digits, '-' or '_' for the name.")
+        else:
+            c_save.success(f"Saved as {save_checkpoint(result, session.MODELS_DIR / f'{model_name}.pt')}")
+    saved = sorted(p.name for p in session.MODELS_DIR.glob("*.pt"))
+    chosen = c_load.selectbox("Saved model", saved, key="train_load_name")
+    if c_load.button("Load it", key="train_btn_load", disabled=not saved):
+        try:
+            loaded = load_checkpoint(session.MODELS_DIR / chosen)
+            session.dataset(loaded.config.dataset)  # refuse a model whose data is missing here
+            session.set_current_model(loaded)
+        except ValueError as err:
+            c_load.error(str(err))

@@ -1,0 +1,89 @@
+"""Layers page: one test image, followed through every layer to the output probabilities."""
+import random
+
+import streamlit as st
+import torch
+
+import session
+from layerlens import plots
+from layerlens.inspection import layer_outputs
+
+session.page_setup("Layers")
+
+
+def depth_caption(block: int, blocks: int) -> str:
+    """What students should notice at this depth."""
+    if block == 1:
+        return ("**Edges.** Each channel is one small filter slid over the image. It lights up where its pattern is: "
+                "an edge at one orientation, a stroke's left or right side, a light-to-dark change.")
+    if block < blocks or blocks == 2:
+        return ("**Motifs.** These filters look at the previous layer's maps, not at pixels, so they combine edges "
+                "into corners, curves and line ends. The maps are smaller: each pixel now sees a bigger patch.")
+    return ("**Parts.** Each pixel here sees most of the image. Channels respond to whole strokes or parts of the "
+            "object, and the maps no longer look like the picture: the representation has become abstract.")
+
+
+def pick_random(labels: torch.Tensor) -> None:
+    """Jump to a random test image by setting the class and example widgets."""
+    index = random.randrange(len(labels))
+    label = int(labels[index])
+    st.session_state.layers_class = label
+    st.session_state.layers_index = int((labels[:index] == label).sum())
+
+
+result, data = session.current_model()
+model, classes = result.model, data.classes
+blocks = len(result.config.net.channels)
+
+st.title("🧅 Follow one image through every layer")
+st.markdown("Pick a test image the network never trained on. Each layer turns its input into a stack of "
+            "**feature maps**, one per channel; that stack is the next layer's input. Bright means *strongly "
+            "active*. Hover over a map to see its channel and value.")
+
+if "layers_index" not in st.session_state:
+    st.session_state.layers_index = 0
+c_class, c_pick, c_random = st.columns([2, 3, 1])
+wanted = c_class.selectbox("Class", range(len(classes)), format_func=lambda i: classes[i], key="layers_class")
+in_class = torch.nonzero(data.y_test == wanted).flatten().tolist()
+st.session_state.layers_index = min(st.session_state.layers_index, len(in_class) - 1)
+position = c_pick.slider(f"Example of '{classes[wanted]}' ({len(in_class)} in the test set)", 0,
+                         len(in_class) - 1, key="layers_index")
+c_random.button("🎲 Random", key="layers_random", on_click=pick_random, args=(data.y_test,))
+index = in_class[position]
+every_step = st.toggle("Show every step (conv, batch-norm, activation, pooling)", key="layers_every_step")
+
+image = data.x_test[index]  # (C, H, W)
+outputs = layer_outputs(model, image[None])
+probs = torch.softmax(outputs["classifier"], dim=1)[0]
+best = int(probs.argmax())
+
+c_in, c_say = st.columns([1, 2])
+c_in.plotly_chart(plots.image_figure(image, f"input: {'×'.join(map(str, image.shape))}"), key="layers_input")
+truth = classes[int(data.y_test[index])]
+c_say.markdown(f"### The network says **{classes[best]}**, {probs[best]:.0%} sure\n"
+               f"The true label is **{truth}**. Scroll down to see how it got there, layer by layer.")
+
+for block in range(1, blocks + 1):
+    st.subheader(f"Block {block}")
+    st.markdown(depth_caption(block, blocks))
+    steps = [f"conv{block}", f"bn{block}", f"act{block}", f"pool{block}"] if every_step else [f"act{block}"]
+    for name in [s for s in steps if s in outputs]:
+        maps = outputs[name][0]  # (C, H, W)
+        st.plotly_chart(plots.feature_grid(maps, f"{name}: {maps.shape[0]} maps of {maps.shape[1]}×{maps.shape[2]}"),
+                        key=f"layers_{name}")
+    pooled = outputs[f"pool{block}"][0]
+    nxt = f"block {block + 1}" if block < blocks else "the dense layers"
+    st.caption(f"Pooling keeps the strongest value in each 2×2 square: these maps shrink to "
+               f"{pooled.shape[1]}×{pooled.shape[2]} and become the input of {nxt}.")
+
+if "dense_act" in outputs:
+    st.subheader("Dense layer")
+    st.markdown("**Objects.** All maps are flattened into one list of numbers, and each neuron here weighs all of "
+                "them, adds a bias and fires: a compact description of the whole image.")
+    st.plotly_chart(plots.vector_figure(outputs["dense_act"][0], f"dense: {outputs['dense_act'].shape[1]} neurons"),
+                    key="layers_dense")
+
+st.subheader("Output: the classifier")
+st.markdown(f"The last layer gives one score per class; *softmax* turns the scores into probabilities that add up to "
+            f"100%. Here: **{probs[best]:.0%} likely {classes[best]}**.")
+st.plotly_chart(plots.probability_figure(probs, classes), key="layers_probabilities")
