@@ -20,6 +20,10 @@ edges into **motifs** like corners and curves; deeper layers find **parts**; the
 Nobody writes these filters by hand. **Learning** means finding weights that map inputs to the
 right answers: the network guesses, measures its error, feeds the error back through every layer and
 nudges every weight a little, thousands of times. More examples usually mean better accuracy.
+
+**How big is a network?** The default one here has about 15,000 weights; LeCun's LeNet (1998) had
+about 60,000; image models today have millions and language models billions. How many layers, how
+wide each one is and how they connect is the designer's choice: on the **Train** page, it is yours.
 """
 )
 st.subheader("Try it")
@@ -36,6 +40,6 @@ if result is None:
 else:
     m = result.metrics
     st.write(f"Your model: **{m['params']:,} weights**, trained on **{m['train_images']:,}** images of "
-             f"**{result.config.dataset}**, gets **{m['test_accuracy']:.1%}** of unseen test images right.")
+             f"**{result.config.dataset}**, gets **{session.percent(m['test_accuracy'])}** of unseen test images right.")
 
 

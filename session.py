@@ -67,6 +67,11 @@ def default_config(data: ImageData) -> TrainConfig:
     return preset_train_config("tiny", data)
 
 
+def percent(value: float) -> str:
+    """0.979 → '97.9%'; a diverged run's missing accuracy → '—'."""
+    return "—" if value != value else f"{value:.1%}"
+
+
 def set_current_model(result: TrainResult) -> None:
     """Make result the visitor's model, then rerun so every part of the page shows it."""
     st.session_state[MODEL_KEY] = result
@@ -91,7 +96,7 @@ def page_setup(title: str) -> None:
         else:
             m = result.metrics
             st.caption(f"**Model:** {len(result.config.net.channels)} conv blocks, {m['params']:,} weights  \n"
-                       f"**Data:** {result.config.dataset}  \n**Test accuracy:** {m['test_accuracy']:.1%}  \n"
+                       f"**Data:** {result.config.dataset}, {m['epochs']} epochs on {m['train_images']:,} images  \n**Test accuracy:** {percent(m['test_accuracy'])}  \n"
                        f"**Trained on:** {m['device']}")
 
 
@@ -107,6 +112,11 @@ def current_model() -> tuple[TrainResult, ImageData]:
         data = dataset(SAMPLE)
         set_current_model(train_with_progress(default_config(data), data))  # reruns the page
     result = st.session_state[MODEL_KEY]
+    if result.diverged:
+        st.warning("Your current model diverged while training, so its weights are no longer numbers and there is "
+                   "nothing to look at. Go to **Train** and pick a smaller learning rate.")
+        st.page_link("pages/1_train.py", label="Train", icon="🏋️")
+        st.stop()
     try:
         data = dataset(result.config.dataset)
     except ValueError as err:

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         data = load_dataset(args.dataset, args.data_dir)
         preset = args.preset or RECOMMENDED_PRESET.get(args.dataset, "tiny")
         overrides = {"train_size": args.train_size, "seed": args.seed}
-        if args.epochs:
+        if args.epochs is not None:
             overrides["epochs"] = args.epochs
         result = fit(preset_train_config(preset, data, **overrides), data)
     except ValueError as err:

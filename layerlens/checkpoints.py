@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
@@ -37,13 +38,22 @@ def load_checkpoint(path: Path) -> TrainResult:
 
 
 class ModelCache:
-    """Trained models by config hash: in memory for every visitor, on disk across restarts."""
+    """Trained models by config hash: the latest few in memory for every visitor, all on disk across restarts."""
 
-    def __init__(self, directory: Path | None):
+    def __init__(self, directory: Path | None, max_in_memory: int = 16):
         self.directory = Path(directory) if directory else None
-        self._memory: dict[str, TrainResult] = {}
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
+        self.max_in_memory = max_in_memory
+        self._memory: OrderedDict[str, TrainResult] = OrderedDict()  # least recently used first
+        # One training at a time: two trainings sharing the CPU cores run far slower than one after the
+        # other, and a second visitor asking for the same config then gets the first one's model.
+        self._training = threading.Lock()
+
+    def _remember(self, key: str, result: TrainResult) -> TrainResult:
+        self._memory[key] = result
+        self._memory.move_to_end(key)
+        while len(self._memory) > self.max_in_memory:
+            self._memory.popitem(last=False)
+        return result
 
     def _path(self, config: TrainConfig) -> Path | None:
         return self.directory / f"{config.key()}.pt" if self.directory else None
@@ -52,18 +62,17 @@ class ModelCache:
         """The cached result for config, from memory or disk, else None."""
         key = config.key()
         if key in self._memory:
-            return self._memory[key]
+            return self._remember(key, self._memory[key])
         path = self._path(config)
         if path and path.exists():
             try:
-                self._memory[key] = load_checkpoint(path)
+                return self._remember(key, load_checkpoint(path))
             except ValueError:
                 return None  # an unreadable cache file is just a miss; training overwrites it
-            return self._memory[key]
         return None
 
     def put(self, result: TrainResult) -> None:
-        self._memory[result.config.key()] = result
+        self._remember(result.config.key(), result)
         path = self._path(result.config)
         if path:
             try:
@@ -73,10 +82,8 @@ class ModelCache:
 
     def get_or_train(self, config: TrainConfig, data: ImageData,
                      on_step: Callable[[Progress], None] | None = None) -> TrainResult:
-        """The cached model for config, training it once if needed (concurrent callers wait)."""
-        with self._guard:
-            lock = self._locks.setdefault(config.key(), threading.Lock())
-        with lock:
+        """The cached model for config, training it once if needed (concurrent callers wait their turn)."""
+        with self._training:
             result = self.get(config)
             if result is None:
                 result = fit(config, data, on_step=on_step)

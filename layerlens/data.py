@@ -121,84 +121,94 @@ def load_torchvision(name: str, data_dir: Path) -> ImageData:
     return from_uint8(name, train.data, train.targets, test.data, test.targets, classes)
 
 
-def _decode(raw: bytes, size: int | None):
+def _square(img, size: int):
+    """Centre-crop to a square and resize to size×size."""
+    from PIL import Image
+
+    side = min(img.size)
+    left, top = (img.width - side) // 2, (img.height - side) // 2
+    return img.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
+
+
+def _decode(raw: bytes):
+    """Bytes → a small PIL image in L or RGB (photos bigger than 64 px shrink at once to save memory)."""
     from PIL import Image
 
     img = Image.open(io.BytesIO(raw))
-    img = img.convert("L" if img.mode in ("L", "1", "I;16", "I") else "RGB")
-    if size is not None and img.size != (size, size):
-        side = min(img.size)
-        left, top = (img.width - side) // 2, (img.height - side) // 2
-        img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
-    return np.asarray(img)
+    img = img.convert("L" if img.mode in ("L", "1", "I;16", "I", "LA") else "RGB")
+    return _square(img, FOLDER_IMAGE_SIZE) if max(img.size) > 64 else img
 
 
 def _folder_files(path: Path):
-    """Yield (split, class, read-bytes function) for every image in a folder or .tar(.gz) archive."""
+    """Yield (split, class, file name, read-bytes function) for every image in a folder or .tar(.gz) archive."""
     if path.is_dir():
         for f in sorted(path.glob("*/*/*")):
             if f.suffix.lower() in IMAGE_SUFFIXES and f.parts[-3] in ("train", "test"):
-                yield f.parts[-3], f.parts[-2], f.read_bytes
+                yield f.parts[-3], f.parts[-2], f.name, f.read_bytes
         return
+    if not tarfile.is_tarfile(path):
+        raise DatasetUnavailable(f"{path} is neither a folder nor a .tar/.tar.gz archive of one.")
     with tarfile.open(path) as tar:
         for member in tar:
             parts = Path(member.name).parts
             if member.isfile() and len(parts) >= 3 and parts[-3] in ("train", "test") \
                     and Path(member.name).suffix.lower() in IMAGE_SUFFIXES:
-                yield parts[-3], parts[-2], tar.extractfile(member).read
+                yield parts[-3], parts[-2], parts[-1], tar.extractfile(member).read
+
+
+def _folder_fingerprint(path: Path) -> str:
+    """Changes whenever an image is added, removed or rewritten (or the archive changes)."""
+    files = [path] if path.is_file() else sorted(p for p in path.glob("*/*/*") if p.is_file())
+    stats = "|".join(f"{p.relative_to(path) if p != path else p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
+                     for p in files)
+    return hashlib.sha1(f"{path.resolve()}|{FOLDER_IMAGE_SIZE}|{stats}".encode()).hexdigest()[:16]
 
 
 def load_folder(path: Path, cache_dir: Path | None = None) -> ImageData:
     """Images under train/<class>/* and test/<class>/* (a folder or a .tar.gz of one).
 
-    Decoded once; the uint8 arrays are cached on disk so the next load is fast.
+    Images that are all one square size up to 64 px keep it; others are centre-cropped and resized
+    to 32×32. Grey stays grey unless any image has colour. Decoded once; the uint8 arrays are
+    cached on disk so the next load is fast.
     """
     path = Path(path).expanduser()
     if not path.exists():
         raise DatasetUnavailable(f"No image folder at {path}. It needs train/<class>/ and test/<class>/ sub-folders.")
-    stat = path.stat()
-    key = hashlib.sha1(f"{path.resolve()}|{stat.st_mtime_ns}|{stat.st_size}|{FOLDER_IMAGE_SIZE}".encode()).hexdigest()[:16]
-    cached = Path(cache_dir or default_cache_dir()) / "folders" / f"{key}.pt"
+    name = f"{FOLDER_PREFIX}{path}"
+    cached = Path(cache_dir or default_cache_dir()) / "folders" / f"{_folder_fingerprint(path)}.pt"
     if cached.exists():
         d = torch.load(cached, weights_only=True)
-        return from_uint8(f"{FOLDER_PREFIX}{path}", d["x_train"], d["y_train"], d["x_test"], d["y_test"], d["classes"])
+        return from_uint8(name, d["x_train"], d["y_train"], d["x_test"], d["y_test"], d["classes"])
 
-    images = {"train": [], "test": []}
-    for split, label, read in _folder_files(path):
-        images[split].append((label, read()))
+    images: dict[str, list] = {"train": [], "test": []}  # split → [(class, PIL image)]
+    for split, label, filename, read in _folder_files(path):
+        try:
+            images[split].append((label, _decode(read())))
+        except Exception as err:  # PIL raises many kinds for broken files
+            raise DatasetUnavailable(f"Could not read {split}/{label}/{filename}: it is not an image PIL can open "
+                                     f"({type(err).__name__}). Remove or replace that file.") from err
     if not images["train"] or not images["test"]:
         raise DatasetUnavailable(f"{path} needs images in both train/<class>/ and test/<class>/ (found "
                                  f"{len(images['train'])} train and {len(images['test'])} test images).")
     classes = sorted({label for label, _ in images["train"]})
-    first = [_decode(raw, None) for _, raw in images["train"][:50]]
-    sizes = {a.shape for a in first}
-    size = first[0].shape[0] if len(sizes) == 1 and first[0].shape[0] == first[0].shape[1] <= 64 else FOLDER_IMAGE_SIZE
-    grey = all(a.ndim == 2 for a in first)
+    unknown = {label for label, _ in images["test"]} - set(classes)
+    if unknown:
+        raise DatasetUnavailable(f"test/ has classes that train/ lacks: {sorted(unknown)}.")
+    every = [img for split in images.values() for _, img in split]
+    sizes = {img.size for img in every}
+    keep = len(sizes) == 1 and next(iter(sizes))[0] == next(iter(sizes))[1]
+    mode = "L" if all(img.mode == "L" for img in every) else "RGB"
     arrays = {}
     for split, items in images.items():
-        unknown = {label for label, _ in items} - set(classes)
-        if unknown:
-            raise DatasetUnavailable(f"test/ has classes that train/ lacks: {sorted(unknown)}.")
-        xs = []
-        for label, raw in items:
-            try:
-                a = _decode(raw, size)
-            except Exception as err:
-                raise DatasetUnavailable(f"Could not read an image of class '{label}' in {split}/ ({err}).") from err
-            if grey and a.ndim == 3:
-                a = a.mean(axis=2).astype(np.uint8)
-            if not grey and a.ndim == 2:
-                a = np.repeat(a[..., None], 3, axis=2)
-            xs.append(a)
-        arrays[f"x_{split}"] = torch.from_numpy(np.stack(xs))
+        arrays[f"x_{split}"] = torch.from_numpy(np.stack(
+            [np.asarray((img if keep else _square(img, FOLDER_IMAGE_SIZE)).convert(mode)) for _, img in items]))
         arrays[f"y_{split}"] = torch.tensor([classes.index(label) for label, _ in items])
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         torch.save({**arrays, "classes": classes}, cached)
     except OSError:
         pass  # a read-only cache only costs speed
-    return from_uint8(f"{FOLDER_PREFIX}{path}", arrays["x_train"], arrays["y_train"], arrays["x_test"],
-                      arrays["y_test"], classes)
+    return from_uint8(name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], classes)
 
 
 def load_dataset(name: str, data_dir: Path | None = None, cache_dir: Path | None = None) -> ImageData:

@@ -57,7 +57,7 @@ def layer_table(model: Net) -> list[dict]:
 
 @torch.no_grad()
 def confusion_matrix(model: Net, x: torch.Tensor, y: torch.Tensor, num_classes: int,
-                     batch_size: int = 1000) -> torch.Tensor:
+                     batch_size: int = 256) -> torch.Tensor:
     """Counts (true class, predicted class) over a labelled set."""
     model.eval()
     counts = torch.zeros(num_classes, num_classes, dtype=torch.long)

@@ -86,7 +86,7 @@ def probability_figure(probs: torch.Tensor, classes: tuple[str, ...], title: str
 def history_figure(history: dict) -> go.Figure:
     """Loss per step (left) and train/test accuracy per epoch (right)."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss per step", "accuracy per epoch"))
-    loss = history["step_loss"]
+    loss = [v if math.isfinite(v) else None for v in history["step_loss"]]  # a diverged run ends in inf/NaN
     fig.add_trace(go.Scatter(x=list(range(1, len(loss) + 1)), y=loss, name="training loss",
                              line=dict(color="#d62728", width=1)), row=1, col=1)
     epochs = list(range(1, len(history["epoch_test_accuracy"]) + 1))
@@ -98,7 +98,7 @@ def history_figure(history: dict) -> go.Figure:
     fig.update_xaxes(title="epoch", dtick=1, row=1, col=2)
     fig.update_yaxes(tickformat=".0%", row=1, col=2)
     fig.update_layout(legend=dict(orientation="h", y=-0.25))
-    return _layout(fig, 320)
+    return _layout(fig, 340, title=" ")  # the blank title leaves room for the subplot titles
 
 
 def confusion_figure(counts: torch.Tensor, classes: tuple[str, ...]) -> go.Figure:
@@ -113,19 +113,20 @@ def confusion_figure(counts: torch.Tensor, classes: tuple[str, ...]) -> go.Figur
 
 
 def architecture_figure(rows: list[dict]) -> go.Figure:
-    """The network as a left-to-right chain of boxes: layer name, output shape, parameters."""
+    """The network as a left-to-right chain of boxes: layer name, output shape, learned weights."""
     shown = [r for r in rows if r["layer"] not in ("normalize", "flatten", "dropout")]
+    colors = {"image": "#e0e0e0", "Conv2d": "#c6dbef", "BatchNorm2d": "#e5eef8", "MaxPool2d": "#fdd9b5",
+              "Linear": "#c7e9c0"}
     fig = go.Figure()
-    colors = {"image": "#bbbbbb", "Conv2d": "#1f77b4", "BatchNorm2d": "#aec7e8", "MaxPool2d": "#ff7f0e",
-              "Linear": "#2ca02c"}
     for i, r in enumerate(shown):
-        color = colors.get(r["kind"], "#c5b0d5")
-        fig.add_shape(type="rect", x0=i - 0.42, x1=i + 0.42, y0=0, y1=1, fillcolor=color, opacity=0.85,
-                      line=dict(color="white"))
-        fig.add_annotation(x=i, y=0.72, text=f"<b>{r['layer']}</b>", showarrow=False, font=dict(size=11))
-        fig.add_annotation(x=i, y=0.45, text=r["output shape"], showarrow=False, font=dict(size=10))
-        if r["parameters"]:
-            fig.add_annotation(x=i, y=0.2, text=f"{r['parameters']:,} w", showarrow=False, font=dict(size=10))
-    fig.update_xaxes(visible=False, range=[-0.6, len(shown) - 0.4])
+        fig.add_shape(type="rect", x0=i - 0.45, x1=i + 0.45, y0=0, y1=1, line=dict(color="#888", width=1),
+                      fillcolor=colors.get(r["kind"], "#eadcf2"))
+        weights = f"{r['parameters']:,} w" if r["parameters"] else ""
+        fig.add_annotation(x=i, y=0.5, showarrow=False, font=dict(size=11, color="#222"),
+                           text=f"<b>{r['layer']}</b><br>{r['output shape']}<br>{weights}")
+        if i:
+            fig.add_annotation(x=i - 0.45, y=0.5, ax=i - 0.55, ay=0.5, xref="x", yref="y", axref="x", ayref="y",
+                               showarrow=True, arrowhead=2, arrowsize=1, arrowwidth=1, arrowcolor="#888", text="")
+    fig.update_xaxes(visible=False, range=[-0.55, len(shown) - 0.45])
     fig.update_yaxes(visible=False, range=[-0.05, 1.05])
-    return _layout(fig, 140)
+    return _layout(fig, 120)

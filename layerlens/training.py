@@ -21,7 +21,7 @@ SCHEDULES = ("onecycle", "constant")
 # Recommended training settings per preset (the Train page and the CLI start from these).
 PRESET_TRAINING = {
     "tiny": dict(epochs=8, batch_size=64, learning_rate=0.01),
-    "lenet": dict(epochs=3, batch_size=128, learning_rate=0.01),
+    "lenet": dict(epochs=4, batch_size=128, learning_rate=0.01),
     "deep": dict(epochs=8, batch_size=128, learning_rate=0.005),
 }
 
@@ -98,7 +98,7 @@ def pick_device() -> torch.device:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> tuple[float, float]:
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> tuple[float, float]:
     """Mean cross-entropy loss and accuracy of model on (x, y)."""
     model.eval()
     device = next(model.parameters()).device
@@ -211,8 +211,9 @@ def fit(config: TrainConfig, data: ImageData, on_step: Callable[[Progress], None
         "seconds": round(seconds, 3),
         "train_seconds": round(train_seconds, 3),
         "images_per_second": round(images / max(train_seconds, 1e-9), 1),
-        "test_accuracy": history["epoch_test_accuracy"][-1] if history["epoch_test_accuracy"] else float("nan"),
-        "train_accuracy": history["epoch_train_accuracy"][-1] if history["epoch_train_accuracy"] else float("nan"),
+        # a diverged model's weights are not numbers any more: it has no accuracy
+        "test_accuracy": float("nan") if diverged else history["epoch_test_accuracy"][-1],
+        "train_accuracy": float("nan") if diverged else history["epoch_train_accuracy"][-1],
         "device": str(device),
     }
     return TrainResult(model.cpu(), config, history, metrics, diverged)

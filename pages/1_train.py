@@ -27,7 +27,7 @@ def apply_preset() -> None:
         train_blocks=len(arch["channels"]), train_kernel=arch["kernel_size"], train_padding=arch.get("padding", True),
         train_bn=arch["batch_norm"], train_act=arch["activation"], train_dropout=arch.get("dropout", 0.0),
         train_dense=arch["dense"], train_epochs=training["epochs"], train_batch=training["batch_size"],
-        train_lr=training["learning_rate"],
+        train_lr=training["learning_rate"], train_auto=preset != "deep",  # big models train on request
         **{f"train_ch{i + 1}": c for i, c in enumerate(arch["channels"])})
     for i in range(len(arch["channels"]), 4):  # blocks the preset lacks start at twice the last width
         st.session_state[f"train_ch{i + 1}"] = min(256, 2 * st.session_state[f"train_ch{i}"])
@@ -44,7 +44,7 @@ def pick_recommended_preset() -> None:
 
 
 if "train_preset" not in st.session_state:
-    st.session_state.update(train_preset="tiny", train_size="all", train_auto=True)
+    st.session_state.update(train_preset="tiny", train_size="all", train_save_name="my-model")
     apply_preset()
 
 st.title("🏋️ Train a CNN")
@@ -60,7 +60,7 @@ with c_data:
     name = choice
     if choice == FOLDER:
         path = st.text_input("Folder with train/<class>/ and test/<class>/ (or a .tar.gz of one)", key="train_folder")
-        name = f"{FOLDER_PREFIX}{path}"
+        name = f"{FOLDER_PREFIX}{path.strip()}" if path.strip() else None
     st.selectbox("Preset", list(PRESETS), key="train_preset", on_change=apply_preset,
                  help="tiny: 3 small blocks · lenet: LeCun's classic · deep: 4 wide blocks for colour photos")
     st.select_slider("Training images", TRAIN_SIZES, key="train_size",
@@ -89,7 +89,7 @@ with c_train:
     seed = st.number_input("Random seed", 0, 9999, key="train_seed")
 
 try:
-    data = session.dataset(name)
+    data = session.dataset(name) if name else None
 except ValueError as err:
     st.error(str(err))
     st.button("Use the offline sample", key="train_btn_sample", on_click=use_sample)
@@ -100,7 +100,8 @@ if data is not None:
     try:
         net = NetConfig(data.channels, data.image_size, data.num_classes, data.mean, data.std, channels, kernel,
                         padding, batch_norm, activation, dropout, dense)
-        size = 0 if st.session_state.train_size == "all" else min(st.session_state.train_size, len(data.x_train))
+        size = st.session_state.train_size
+        size = 0 if size == "all" or size >= len(data.x_train) else size  # "all" and "more than there is" agree
         config = TrainConfig(net, data.name, optimizer, lr, batch, epochs, size, schedule, int(seed))
         config.validate()
     except ValueError as err:
@@ -122,8 +123,8 @@ m = result.metrics
 if result.diverged:
     st.warning(f"**A lesson, not a crash.** {result.diverged}")
 cols = st.columns(5)
-cols[0].metric("Test accuracy", f"{m['test_accuracy']:.1%}", help="Images the network never saw while training")
-cols[1].metric("Train accuracy", f"{m['train_accuracy']:.1%}")
+cols[0].metric("Test accuracy", session.percent(m["test_accuracy"]), help="Images the network never saw while training")
+cols[1].metric("Train accuracy", session.percent(m["train_accuracy"]))
 cols[2].metric("Training time", f"{m['seconds']:.1f} s")
 cols[3].metric("Learned weights", f"{m['params']:,}")
 cols[4].metric("Images per second", f"{m['images_per_second']:,.0f}", help=f"on {m['device']}")
@@ -144,7 +145,7 @@ st.plotly_chart(plots.confusion_figure(session.test_confusion(result, result.con
 
 with st.expander("Saved models (models/ folder)"):
     c_save, c_load = st.columns(2)
-    model_name = c_save.text_input("Name", value="my-model", key="train_save_name")
+    model_name = c_save.text_input("Name", key="train_save_name")
     if c_save.button("Save the current model", key="train_btn_save"):
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", model_name):
             c_save.error("Use 1–40 letters, digits, '-' or '_' for the name.")

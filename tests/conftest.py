@@ -1,0 +1,129 @@
+"""Shared fixtures: tiny synthetic images, writable folders outside the repository, the real datasets."""
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from layerlens.data import ImageData, from_uint8
+from layerlens.nets import NetConfig
+from layerlens.training import TrainConfig, TrainResult, fit
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The tensors here are tiny; a second OpenMP thread only spin-waits, and when another process
+# shares this 2-core machine that spinning makes training ~100× slower.
+torch.set_num_threads(1)
+
+TINY_CLASSES = ("vertical", "horizontal", "blank")
+
+
+def bar_images(rng: np.random.Generator, per_class: int, size: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """(N, size, size) uint8 noise; class 0 adds a bright vertical bar, class 1 a horizontal one, class 2 nothing."""
+    xs, ys = [], []
+    for label in range(len(TINY_CLASSES)):
+        for _ in range(per_class):
+            img = rng.integers(0, 60, (size, size))
+            pos = rng.integers(1, size - 3)
+            if label == 0:
+                img[:, pos:pos + 2] = rng.integers(190, 256, (size, 2))
+            elif label == 1:
+                img[pos:pos + 2, :] = rng.integers(190, 256, (2, size))
+            xs.append(img)
+            ys.append(label)
+    order = rng.permutation(len(xs))
+    return np.stack(xs).astype(np.uint8)[order], np.array(ys)[order]
+
+
+@pytest.fixture(scope="session")
+def tiny_data() -> ImageData:
+    """3 classes of 12×12 grey images (vertical bar, horizontal bar, noise): 60 train, 30 test."""
+    rng = np.random.default_rng(0)
+    x_train, y_train = bar_images(rng, 20)
+    x_test, y_test = bar_images(rng, 10)
+    return from_uint8("tiny-bars", x_train, y_train, x_test, y_test, TINY_CLASSES)
+
+
+@pytest.fixture(scope="session")
+def tiny_config(tiny_data) -> TrainConfig:
+    """A two-block network for tiny_data that trains in well under a second."""
+    net = NetConfig(in_channels=1, image_size=12, num_classes=3, mean=tiny_data.mean, std=tiny_data.std,
+                    channels=(4, 8), kernel_size=3, dense=16)
+    return TrainConfig(net=net, dataset=tiny_data.name, learning_rate=0.01, batch_size=16, epochs=6)
+
+
+@pytest.fixture(scope="session")
+def tiny_result(tiny_config, tiny_data) -> TrainResult:
+    """tiny_config trained on tiny_data (shared: tests must not change it)."""
+    return fit(tiny_config, tiny_data)
+
+
+@pytest.fixture(autouse=True)
+def writable_dirs(tmp_path, monkeypatch) -> SimpleNamespace:
+    """Point every folder LayerLens reads or writes by default at tmp_path, so no test touches the repository."""
+    dirs = SimpleNamespace(data=tmp_path / "data", cache=tmp_path / "cache", models=tmp_path / "models")
+    dirs.data.mkdir()
+    monkeypatch.setenv("LAYERLENS_DATA", str(dirs.data))
+    monkeypatch.setenv("LAYERLENS_CACHE", str(dirs.cache))
+    monkeypatch.setenv("LAYERLENS_MODELS", str(dirs.models))
+    return dirs
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """No internet, as in a classroom without it: every socket connection fails at once."""
+
+    def refuse(*args, **kwargs):
+        raise OSError("network disabled by the test's offline fixture")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The full datasets in ../shared/data (or $LAYERLENS_SHARED_DATA); the test is skipped without them."""
+    path = Path(os.environ.get("LAYERLENS_SHARED_DATA", ROOT.parent / "shared" / "data"))
+    if not path.is_dir():
+        pytest.skip(f"{path} (../shared/data) is absent: the full datasets are needed for this test")
+    return path
+
+
+@pytest.fixture
+def make_image_folder(tmp_path):
+    """Factory: write PNGs under root/train/<class>/ and root/test/<class>/ and return root.
+
+    Class "bar" has a bright vertical bar, class "blank" only faint noise. colour is "none", "all" or
+    "first" (the first image of every class folder in colour, the rest grey); size is an int or (width, height).
+    """
+
+    def make(name: str = "images", per_class: tuple[int, int] = (8, 4), size=12, colour: str = "none",
+             splits=("train", "test"), seed: int = 0) -> Path:
+        rng = np.random.default_rng(seed)
+        width, height = (size, size) if isinstance(size, int) else size
+        root = tmp_path / name
+        for split, count in zip(("train", "test"), per_class):
+            if split not in splits:
+                continue
+            for cls in ("bar", "blank"):
+                folder = root / split / cls
+                folder.mkdir(parents=True)
+                for i in range(count):
+                    img = rng.integers(0, 50, (height, width)).astype(np.uint8)
+                    if cls == "bar":
+                        img[:, width // 2 - 1:width // 2 + 1] = 230
+                    if colour == "all" or (colour == "first" and i == 0):
+                        rgb = np.stack([img, img // 2, 255 - img], axis=2)
+                        Image.fromarray(rgb, "RGB").save(folder / f"{i:03d}.png")
+                    else:
+                        Image.fromarray(img, "L").save(folder / f"{i:03d}.png")
+        return root
+
+    return make

@@ -1,0 +1,84 @@
+"""The whole app in a real browser: Debian's Chromium driven by Playwright, against `streamlit run app.py`."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from streamlit_server import CHROMIUM, CHROMIUM_FLAGS, full_page_screenshot, streamlit_app, wait_until_idle
+
+SCREENSHOTS = Path(os.environ.get("LAYERLENS_SCREENSHOTS", Path(__file__).parent / "screenshots"))
+ERROR_BOXES = "[data-testid='stException'], [data-testid='stAlertContentError']"
+
+if not Path(CHROMIUM).exists():
+    reason = f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)"
+    if os.environ.get("CI"):
+        raise RuntimeError(reason)  # CI installs it, so its absence there is a failure
+    pytest.skip(reason, allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("browser")
+    env = {"LAYERLENS_CACHE": str(tmp / "cache"), "LAYERLENS_DATA": str(tmp / "data")}
+    (tmp / "cache").mkdir()
+    with streamlit_app(env) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        yield page
+        browser.close()
+
+
+def visit(page, link: str, marker: str, shot: str) -> None:
+    """Click a sidebar link (the session and its model carry over), wait for marker text and an idle app,
+    check for errors, save a screenshot."""
+    page.locator("[data-testid='stSidebar']").get_by_role("link", name=link).click()
+    page.get_by_text(marker).first.wait_for(timeout=120_000)
+    wait_until_idle(page)
+    assert page.locator(ERROR_BOXES).count() == 0, page.locator(ERROR_BOXES).first.inner_text()
+    assert "Traceback" not in page.content()
+    full_page_screenshot(page, SCREENSHOTS / f"{shot}.png")
+
+
+def test_layers_first_trains_the_default_then_follows_a_new_image(page, app_url):
+    page.goto(f"{app_url}/layers")  # a fresh visitor opens the Layers page before any training
+    visit(page, "Layers", "Output: the classifier", "layers")
+    assert page.get_by_text("The network says").count() == 1
+    assert page.locator("[data-testid='stPlotlyChart']").count() >= 5  # input, 3 blocks, dense, output
+    example = page.get_by_role("slider").first
+    example.focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    wait_until_idle(page)
+    assert example.input_value() == "3"
+    assert page.get_by_text("The network says").count() == 1
+    assert page.locator(ERROR_BOXES).count() == 0
+
+
+def test_train_page_shows_the_trained_model_and_retrains_on_a_slider(page):
+    visit(page, "Train", "Which classes get confused?", "train")
+    for text in ("Test accuracy", "Training time", "Learned weights", "The network, layer by layer"):
+        assert page.get_by_text(text).count() >= 1, text
+    slider = page.get_by_role("slider", name="Epochs (passes over the data)")
+    slider.focus()
+    page.keyboard.press("ArrowLeft")  # 8 → 7 epochs: a new model trains
+    page.get_by_text("Training:").first.wait_for(timeout=30_000)
+    page.locator("[data-testid='stSidebar']").get_by_text("7 epochs on").wait_for(timeout=60_000)
+    wait_until_idle(page)
+    assert page.locator(ERROR_BOXES).count() == 0
+
+
+def test_home_page_explains_and_links_every_page(page):
+    visit(page, "Home", "LayerLens: see how a deep network learns", "home")
+    for link in ("Train", "Layers"):
+        assert page.get_by_role("link", name=link).count() >= 1
+    assert page.get_by_text("Your model").count() == 1  # the same visitor's model, trained on the other pages

@@ -1,0 +1,75 @@
+"""The command line, run for real: `python -m layerlens train ...` in a subprocess."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from layerlens.checkpoints import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def layerlens(*args: str) -> subprocess.CompletedProcess:
+    # the autouse writable_dirs fixture already points LAYERLENS_DATA/CACHE at tmp_path in os.environ
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "layerlens", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_train_on_a_folder_prints_json_and_saves_a_checkpoint(make_image_folder, tmp_path, writable_dirs):
+    folder = make_image_folder(per_class=(12, 6))
+    out = tmp_path / "out" / "m.pt"
+    run = layerlens("train", "--dataset", f"folder:{folder}", "--preset", "tiny", "--epochs", "1", "--json",
+                    "--out", str(out))
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.strip().splitlines()
+    assert len(lines) == 1
+    report = json.loads(lines[0])
+    assert {"dataset", "preset", "params", "epochs", "train_images", "seconds", "test_accuracy",
+            "images_per_second"} <= report.keys()
+    assert report["dataset"] == f"folder:{folder}" and report["preset"] == "tiny"
+    assert report["epochs"] == 1 and report["train_images"] == 24
+    assert 0 <= report["test_accuracy"] <= 1 and report["images_per_second"] > 0
+    assert report["diverged"] is None
+
+    loaded = load_checkpoint(out)
+    assert loaded.config.epochs == 1 and loaded.config.net.channels == (8, 16, 32)
+    assert (loaded.config.net.in_channels, loaded.config.net.image_size, loaded.config.net.num_classes) == (1, 12, 2)
+    assert report["params"] == sum(p.numel() for p in loaded.model.parameters())
+    assert loaded.metrics["test_accuracy"] == report["test_accuracy"]
+    assert loaded.model(torch.rand(2, 1, 12, 12)).shape == (2, 2)
+    assert (writable_dirs.cache / "folders").is_dir()  # the decoded folder went to $LAYERLENS_CACHE
+
+
+def test_missing_dataset_is_exit_code_2_with_a_message(tmp_path):
+    run = layerlens("train", "--dataset", f"folder:{tmp_path / 'absent'}", "--json")
+    assert run.returncode == 2
+    assert run.stdout == ""
+    assert run.stderr.startswith("error: No image folder at")
+    assert "Traceback" not in run.stderr
+
+
+def test_unknown_dataset_is_exit_code_2_with_a_message():
+    run = layerlens("train", "--dataset", "imagenet")
+    assert run.returncode == 2
+    assert "error: Unknown dataset 'imagenet'" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_corrupt_image_is_exit_code_2_without_a_traceback(make_image_folder):
+    folder = make_image_folder(per_class=(3, 2))
+    (folder / "train/bar/broken.png").write_bytes(b"these bytes are not a picture")
+    run = layerlens("train", "--dataset", f"folder:{folder}", "--json")
+    assert "Traceback" not in run.stderr
+    assert run.returncode == 2 and run.stderr.startswith("error: ")
+
+
+def test_zero_epochs_is_refused(make_image_folder):
+    folder = make_image_folder(per_class=(3, 2))
+    run = layerlens("train", "--dataset", f"folder:{folder}", "--preset", "tiny", "--epochs", "0", "--json")
+    assert run.returncode == 2 and "epochs" in run.stderr

@@ -1,0 +1,257 @@
+"""Datasets: the offline sample, torchvision datasets (offline and real), image folders and archives."""
+from __future__ import annotations
+
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from layerlens.data import (DIGITS, FOLDER_IMAGE_SIZE, SAMPLE, DatasetUnavailable, default_cache_dir,
+                            default_data_dir, from_uint8, load_dataset, load_folder, load_sample)
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return load_sample()
+
+
+# --- the offline MNIST sample ---------------------------------------------------------------------
+
+def test_sample_is_4000_train_and_1000_test_digits(sample):
+    assert sample.name == SAMPLE
+    assert sample.x_train.shape == (4000, 1, 28, 28)
+    assert sample.x_test.shape == (1000, 1, 28, 28)
+    assert sample.y_train.shape == (4000,) and sample.y_test.shape == (1000,)
+    assert sample.classes == DIGITS
+    assert (sample.channels, sample.image_size, sample.num_classes) == (1, 28, 10)
+
+
+def test_sample_split_is_stratified(sample):
+    assert torch.bincount(sample.y_test, minlength=10).tolist() == [100] * 10
+    assert torch.bincount(sample.y_train, minlength=10).tolist() == [400] * 10
+
+
+def test_sample_pixels_are_floats_in_unit_range(sample):
+    assert sample.x_train.dtype == torch.float32 and sample.y_train.dtype == torch.long
+    assert sample.x_train.min() == 0.0 and sample.x_train.max() == 1.0
+    # uint8 / 255: every value is a multiple of 1/255
+    steps = sample.x_test * 255
+    assert torch.allclose(steps, steps.round(), atol=1e-4)
+    assert sample.mean[0] == pytest.approx(sample.x_train.mean().item(), abs=1e-4)
+
+
+def test_sample_split_is_the_same_every_time(sample):
+    again = load_dataset(SAMPLE)
+    assert torch.equal(again.x_train, sample.x_train) and torch.equal(again.y_test, sample.y_test)
+
+
+# --- from_uint8 -----------------------------------------------------------------------------------
+
+def test_from_uint8_makes_colour_images_channels_first():
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, (5, 6, 6, 3), dtype=np.uint8)  # (N, H, W, C)
+    data = from_uint8("colour", x, [0, 1, 0, 1, 0], x[:2], [1, 0], ("a", "b"))
+    assert data.x_train.shape == (5, 3, 6, 6)
+    assert torch.allclose(data.x_train[2, 1], torch.from_numpy(x[2, :, :, 1]).float() / 255)
+    assert data.mean == pytest.approx(tuple(x.reshape(-1, 3).mean(0) / 255), abs=1e-4)
+    assert len(data.std) == 3 and data.channels == 3
+
+
+def test_from_uint8_never_gives_a_zero_std():
+    flat = np.full((4, 5, 5), 7, dtype=np.uint8)
+    data = from_uint8("flat", flat, [0, 1, 0, 1], flat, [0, 1, 0, 1], ("a", "b"))
+    assert data.std[0] > 0
+
+
+# --- names, folders and environment ---------------------------------------------------------------
+
+def test_unknown_dataset_name_is_a_value_error():
+    with pytest.raises(ValueError, match="Unknown dataset 'imagenet'.*folder:PATH"):
+        load_dataset("imagenet")
+
+
+def test_default_folders_follow_the_environment(writable_dirs, monkeypatch):
+    assert default_data_dir() == writable_dirs.data
+    assert default_cache_dir() == writable_dirs.cache
+    monkeypatch.delenv("LAYERLENS_CACHE")
+    assert default_cache_dir() == writable_dirs.data / "cache"
+
+
+@pytest.mark.parametrize("name, title", [("mnist", "MNIST"), ("fashion-mnist", "Fashion-MNIST"),
+                                         ("cifar10", "CIFAR-10")])
+def test_offline_download_says_where_and_what_to_do(name, title, tmp_path, offline):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert issubclass(DatasetUnavailable, ValueError)
+    with pytest.raises(DatasetUnavailable) as info:
+        load_dataset(name, data_dir=empty, cache_dir=tmp_path / "cache")
+    message = str(info.value)
+    assert title in message
+    assert str(empty.resolve()) in message
+    assert f"'{SAMPLE}'" in message and "LAYERLENS_DATA" in message
+
+
+def test_offline_cifar10_falls_back_to_the_image_folder_archive(tmp_path, offline, make_image_folder):
+    root = make_image_folder("cifar10-images", per_class=(3, 2), size=8, colour="all")
+    data_dir = tmp_path / "offline-data"
+    data_dir.mkdir()
+    with tarfile.open(data_dir / "cifar10-images.tar.gz", "w:gz") as tar:
+        tar.add(root, arcname="cifar10-images")
+    data = load_dataset("cifar10", data_dir=data_dir, cache_dir=tmp_path / "cache")
+    assert data.name == "cifar10"
+    assert data.classes == ("bar", "blank")
+    assert data.x_train.shape == (6, 3, 8, 8) and data.x_test.shape == (4, 3, 8, 8)
+
+
+# --- image folders ----------------------------------------------------------------------------------
+
+def png(path) -> np.ndarray:
+    return np.array(Image.open(path))
+
+
+def test_grey_folder_loads_exact_pixels_and_classes(make_image_folder, tmp_path):
+    root = make_image_folder(per_class=(8, 4))
+    data = load_folder(root, tmp_path / "cache")
+    assert data.name == f"folder:{root}"
+    assert data.classes == ("bar", "blank")
+    assert data.x_train.shape == (16, 1, 12, 12) and data.x_test.shape == (8, 1, 12, 12)
+    assert torch.bincount(data.y_train).tolist() == [8, 8] and torch.bincount(data.y_test).tolist() == [4, 4]
+    # files are read in sorted order: the first train image is train/bar/000.png, the last test one test/blank/003.png
+    assert torch.equal((data.x_train[0, 0] * 255).round().byte(), torch.from_numpy(png(root / "train/bar/000.png")))
+    assert torch.equal((data.x_test[-1, 0] * 255).round().byte(), torch.from_numpy(png(root / "test/blank/003.png")))
+    assert data.y_train[0] == 0 and data.y_test[-1] == 1
+
+
+def test_colour_folder_loads_exact_pixels(make_image_folder, tmp_path):
+    root = make_image_folder(per_class=(5, 3), colour="all")
+    data = load_folder(root, tmp_path / "cache")
+    assert data.x_train.shape == (10, 3, 12, 12) and data.x_test.shape == (6, 3, 12, 12)
+    colour = torch.from_numpy(png(root / "test/blank/002.png")).permute(2, 0, 1)
+    assert torch.equal((data.x_test[-1] * 255).round().byte(), colour)
+
+
+def test_folder_mixing_grey_and_colour_becomes_three_channels(make_image_folder, tmp_path):
+    root = make_image_folder(per_class=(5, 3), colour="first")
+    data = load_folder(root, tmp_path / "cache")
+    assert data.channels == 3
+    assert len(data.x_train) == 10 and len(data.x_test) == 6
+    grey = data.x_train[1]  # train/bar/001.png was saved grey: it is copied into all three channels
+    assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])
+    assert not torch.equal(data.x_train[0, 0], data.x_train[0, 2])  # train/bar/000.png is colour
+
+
+def test_folder_mixing_grey_and_colour_of_one_size_keeps_that_size(make_image_folder, tmp_path):
+    root = make_image_folder(per_class=(5, 3), colour="first")
+    data = load_folder(root, tmp_path / "cache")
+    assert data.x_train.shape == (10, 3, 12, 12)
+    assert data.x_train.shape == (10, 3, 12, 12) and data.x_test.shape == (6, 3, 12, 12)
+    colour = torch.from_numpy(png(root / "train/bar/000.png")).permute(2, 0, 1)
+    assert torch.equal((data.x_train[0] * 255).round().byte(), colour)
+    grey = data.x_train[1]  # train/bar/001.png was saved grey: copied into all three channels
+    assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])
+    assert torch.equal((grey[0] * 255).round().byte(), torch.from_numpy(png(root / "train/bar/001.png")))
+
+
+def test_folder_of_mixed_sizes_is_cropped_and_resized(make_image_folder, tmp_path):
+    root = make_image_folder(per_class=(3, 2), size=(20, 16))  # not square
+    data = load_folder(root, tmp_path / "cache")
+    assert data.image_size == FOLDER_IMAGE_SIZE
+    assert data.x_train.shape == (6, 1, FOLDER_IMAGE_SIZE, FOLDER_IMAGE_SIZE)
+
+
+def test_folder_is_cached_and_loads_the_same_tensors_again(make_image_folder, tmp_path):
+    root = make_image_folder(per_class=(4, 2))
+    cache = tmp_path / "cache"
+    first = load_folder(root, cache)
+    files = list((cache / "folders").glob("*.pt"))
+    assert len(files) == 1
+    stored = torch.load(files[0], weights_only=True)
+    assert stored["classes"] == ["bar", "blank"]
+    assert stored["x_train"].dtype == torch.uint8
+    assert torch.equal(stored["x_train"].float().div(255), first.x_train[:, 0])
+    second = load_folder(root, cache)
+    assert len(list((cache / "folders").glob("*.pt"))) == 1
+    for field in ("x_train", "y_train", "x_test", "y_test"):
+        assert torch.equal(getattr(first, field), getattr(second, field))
+    assert (second.classes, second.mean, second.std) == (first.classes, first.mean, first.std)
+
+
+def test_folder_cache_goes_to_the_default_cache_dir(make_image_folder, writable_dirs):
+    load_dataset(f"folder:{make_image_folder(per_class=(2, 1))}")
+    assert len(list((writable_dirs.cache / "folders").glob("*.pt"))) == 1
+
+
+def test_folder_cache_notices_added_images(make_image_folder, tmp_path):
+    root = make_image_folder(per_class=(4, 2))
+    cache = tmp_path / "cache"
+    assert len(load_folder(root, cache).x_train) == 8
+    extra = np.zeros((12, 12), np.uint8)
+    Image.fromarray(extra, "L").save(root / "train/blank/new.png")
+    assert len(load_folder(root, cache).x_train) == 9
+
+
+def test_tar_gz_of_a_folder_loads_like_the_folder(make_image_folder, tmp_path):
+    root = make_image_folder(per_class=(4, 2), colour="first")
+    archive = tmp_path / "images.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(root, arcname="images")
+    from_folder = load_folder(root, tmp_path / "cache")
+    from_archive = load_dataset(f"folder:{archive}", cache_dir=tmp_path / "cache")
+    assert from_archive.classes == from_folder.classes
+    assert torch.equal(from_archive.x_train, from_folder.x_train)
+    assert torch.equal(from_archive.y_test, from_folder.y_test)
+
+
+def test_a_file_that_is_not_a_tar_archive_is_unavailable(tmp_path):
+    zipped = tmp_path / "images.zip"
+    zipped.write_bytes(b"PK\x03\x04 not a tar archive")
+    with pytest.raises(DatasetUnavailable):
+        load_dataset(f"folder:{zipped}", cache_dir=tmp_path / "cache")
+
+
+def test_missing_folder_is_unavailable(tmp_path):
+    with pytest.raises(DatasetUnavailable, match="No image folder.*train/<class>/"):
+        load_dataset(f"folder:{tmp_path / 'nowhere'}")
+
+
+def test_folder_without_test_images_is_unavailable(make_image_folder, tmp_path):
+    root = make_image_folder(splits=("train",))
+    with pytest.raises(DatasetUnavailable, match=r"both train/<class>/ and test/<class>/.*16 train and 0 test"):
+        load_folder(root, tmp_path / "cache")
+
+
+def test_test_class_missing_from_train_is_unavailable(make_image_folder, tmp_path):
+    root = make_image_folder()
+    extra = root / "test" / "zebra"
+    extra.mkdir()
+    Image.fromarray(np.zeros((12, 12), np.uint8), "L").save(extra / "0.png")
+    with pytest.raises(DatasetUnavailable, match="zebra"):
+        load_folder(root, tmp_path / "cache")
+
+
+def test_corrupt_test_image_is_unavailable_with_a_clear_message(make_image_folder, tmp_path):
+    root = make_image_folder()
+    (root / "test/blank/broken.png").write_bytes(b"these bytes are not a picture")
+    with pytest.raises(DatasetUnavailable, match=r"Could not read test/blank/.*not an image"):
+        load_folder(root, tmp_path / "cache")
+
+
+def test_corrupt_train_image_is_unavailable_with_a_clear_message(make_image_folder, tmp_path):
+    root = make_image_folder()
+    (root / "train/bar/broken.png").write_bytes(b"these bytes are not a picture")
+    with pytest.raises(DatasetUnavailable, match=r"Could not read train/bar/.*not an image"):
+        load_folder(root, tmp_path / "cache")
+
+
+# --- the real datasets (../shared/data) --------------------------------------------------------------
+
+@pytest.mark.parametrize("name, mean", [("mnist", 0.1307), ("fashion-mnist", 0.2860)])
+def test_real_torchvision_dataset(name, mean, shared_data, tmp_path):
+    data = load_dataset(name, data_dir=shared_data, cache_dir=tmp_path / "cache")
+    assert data.name == name
+    assert data.x_train.shape == (60000, 1, 28, 28) and data.x_test.shape == (10000, 1, 28, 28)
+    assert data.num_classes == 10 and int(data.y_train.max()) == 9
+    assert data.mean[0] == pytest.approx(mean, abs=5e-4)
+    assert data.x_train.mean().item() == pytest.approx(mean, abs=5e-4)

@@ -1,0 +1,122 @@
+"""Looking inside a trained net: hooks that always come off, every layer's output, tables and counts."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from layerlens.inspection import capture, confusion_matrix, layer_outputs, layer_table, predict_proba
+from layerlens.nets import Net, parameter_counts
+
+
+def hooks_left(model) -> int:
+    return sum(len(m._forward_hooks) for m in model.modules())
+
+
+def test_capture_records_every_layer_and_removes_its_hooks(tiny_result, tiny_data):
+    model = tiny_result.model
+    assert hooks_left(model) == 0
+    with capture(model) as outputs:
+        assert hooks_left(model) == len(list(model.layers.children()))
+        model(tiny_data.x_test[:2])
+    assert hooks_left(model) == 0
+    assert list(outputs) == [name for name, _ in model.layers.named_children()]
+
+
+def test_capture_removes_its_hooks_when_the_body_raises(tiny_result):
+    model = tiny_result.model
+    with pytest.raises(RuntimeError):
+        with capture(model):
+            model(torch.zeros(1, 3, 12, 12))  # wrong channel count: the conv raises mid-forward
+    assert hooks_left(model) == 0
+    with pytest.raises(KeyError):
+        with capture(model, ["conv1"]):
+            raise KeyError("anything")
+    assert hooks_left(model) == 0
+
+
+def test_capture_only_the_named_layers(tiny_result, tiny_data):
+    with capture(tiny_result.model, ["act2", "conv1"]) as outputs:
+        tiny_result.model(tiny_data.x_test[:3])
+    assert list(outputs) == ["conv1", "act2"]  # in the order the network runs them
+    assert outputs["conv1"].shape == (3, 4, 12, 12)
+    assert not outputs["conv1"].requires_grad
+
+
+def test_layer_outputs_in_order_with_their_shapes(tiny_result, tiny_data):
+    model = tiny_result.model
+    x = tiny_data.x_test[:5]
+    outputs = layer_outputs(model, x)
+    shapes = {name: tuple(t.shape) for name, t in outputs.items()}
+    assert shapes == {
+        "normalize": (5, 1, 12, 12),
+        "conv1": (5, 4, 12, 12), "bn1": (5, 4, 12, 12), "act1": (5, 4, 12, 12), "pool1": (5, 4, 6, 6),
+        "conv2": (5, 8, 6, 6), "bn2": (5, 8, 6, 6), "act2": (5, 8, 6, 6), "pool2": (5, 8, 3, 3),
+        "flatten": (5, 72), "dense": (5, 16), "dense_act": (5, 16), "classifier": (5, 3),
+    }
+    assert list(outputs) == [name for name, _ in model.layers.named_children()]
+    last_name, last = next(reversed(outputs.items()))
+    assert last_name == "classifier"
+    with torch.no_grad():
+        assert torch.equal(last, model(x))
+    assert (outputs["act1"] >= 0).all()  # relu
+    assert torch.equal(outputs["pool1"], torch.nn.functional.max_pool2d(outputs["act1"], 2))
+    assert hooks_left(model) == 0
+
+
+def test_layer_outputs_puts_the_model_in_eval_mode(tiny_result, tiny_data):
+    model = Net(tiny_result.config.net)
+    model.load_state_dict(tiny_result.model.state_dict())
+    model.train()
+    x = tiny_data.x_test[:4]
+    a = layer_outputs(model, x)["classifier"]
+    assert not model.training
+    # in eval mode batch-norm uses its running statistics, so one image gives the same answer alone
+    assert torch.allclose(layer_outputs(model, x[:1])["classifier"], a[:1], atol=1e-5)
+
+
+def test_predict_proba_rows_are_distributions(tiny_result, tiny_data):
+    probs = predict_proba(tiny_result.model, tiny_data.x_test)
+    assert probs.shape == (30, 3)
+    assert (probs >= 0).all()
+    assert torch.allclose(probs.sum(1), torch.ones(30), atol=1e-6)
+    with torch.no_grad():
+        assert torch.equal(probs.argmax(1), tiny_result.model(tiny_data.x_test).argmax(1))
+
+
+def test_layer_table(tiny_result):
+    model = tiny_result.model
+    rows = layer_table(model)
+    assert rows[0] == {"layer": "input", "kind": "image", "output shape": "1×12×12", "parameters": 0}
+    assert [r["layer"] for r in rows[1:]] == [name for name, _ in model.layers.named_children()]
+    by_name = {r["layer"]: r for r in rows}
+    assert by_name["conv1"]["kind"] == "Conv2d" and by_name["conv1"]["output shape"] == "4×12×12"
+    assert by_name["pool2"]["output shape"] == "8×3×3" and by_name["flatten"]["output shape"] == "72"
+    assert by_name["classifier"]["output shape"] == "3"
+    assert sum(r["parameters"] for r in rows) == sum(p.numel() for p in model.parameters())
+    assert {r["layer"]: r["parameters"] for r in rows if r["parameters"]} == parameter_counts(model)
+    assert hooks_left(model) == 0
+
+
+def test_confusion_matrix_counts(tiny_result, tiny_data):
+    x, y = tiny_data.x_test, tiny_data.y_test
+    counts = confusion_matrix(tiny_result.model, x, y, 3, batch_size=7)
+    with torch.no_grad():
+        pred = tiny_result.model(x).argmax(1)
+    assert counts.shape == (3, 3)
+    assert counts.sum() == len(y)
+    assert counts.diag().sum() == (pred == y).sum()
+    assert counts.sum(1).tolist() == torch.bincount(y, minlength=3).tolist()  # rows: the true class
+    assert counts.sum(0).tolist() == torch.bincount(pred, minlength=3).tolist()  # columns: the prediction
+    assert counts[int(y[0]), int(pred[0])] >= 1
+
+
+def test_confusion_matrix_of_an_untrained_net(tiny_result, tiny_data):
+    torch.manual_seed(0)
+    model = Net(tiny_result.config.net)
+    counts = confusion_matrix(model, tiny_data.x_test, tiny_data.y_test, 3)
+    with torch.no_grad():
+        pred = model(tiny_data.x_test).argmax(1)
+    expected = torch.zeros(3, 3, dtype=torch.long)
+    for t, p in zip(tiny_data.y_test.tolist(), pred.tolist()):
+        expected[t, p] += 1
+    assert torch.equal(counts, expected)

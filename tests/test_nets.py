@@ -1,0 +1,183 @@
+"""Networks from configs: shapes, validation in words, parameter counts, presets."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from layerlens.nets import ACTIVATIONS, PRESETS, Net, NetConfig, parameter_counts, preset_config
+
+
+def grey(**kw) -> NetConfig:
+    return NetConfig(**{"in_channels": 1, "image_size": 28, "num_classes": 10, **kw})
+
+
+def colour(**kw) -> NetConfig:
+    return NetConfig(**{"in_channels": 3, "image_size": 32, "num_classes": 10, "mean": (0.5, 0.5, 0.5),
+                        "std": (0.25, 0.25, 0.25), **kw})
+
+
+@pytest.mark.parametrize("config", [
+    grey(),
+    grey(channels=(8,)),
+    grey(channels=(4, 8, 16, 32), dense=0),
+    grey(channels=(6, 16), kernel_size=5, padding=False, batch_norm=False, dense=84),
+    grey(image_size=12, num_classes=3, channels=(4, 8), kernel_size=1, dropout=0.5),
+    colour(channels=(8, 16)),
+    colour(channels=(8, 16, 32, 64), kernel_size=5, dropout=0.25, num_classes=4),
+    colour(channels=(4,), kernel_size=7, padding=False, dense=0),
+], ids=lambda c: f"{c.in_channels}x{c.image_size}-{len(c.channels)}blocks-k{c.kernel_size}")
+def test_output_is_one_logit_per_class(config):
+    model = Net(config).eval()
+    x = torch.rand(5, config.in_channels, config.image_size, config.image_size)
+    out = model(x)
+    assert out.shape == (5, config.num_classes)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_every_activation_builds_and_is_used(activation):
+    model = Net(grey(channels=(4, 8), activation=activation))
+    out = model(torch.rand(2, 1, 28, 28))
+    assert out.shape == (2, 10)
+    expected = type(ACTIVATIONS[activation]())
+    assert isinstance(model.layers.act1, expected) and isinstance(model.layers.dense_act, expected)
+
+
+def test_layers_are_named_steps_in_order():
+    model = Net(grey(channels=(4, 8), dropout=0.2))
+    assert [name for name, _ in model.layers.named_children()] == [
+        "normalize", "conv1", "bn1", "act1", "pool1", "conv2", "bn2", "act2", "pool2",
+        "flatten", "dropout", "dense", "dense_act", "classifier"]
+    no_extras = Net(grey(channels=(4,), batch_norm=False, dense=0))
+    assert [name for name, _ in no_extras.layers.named_children()] == [
+        "normalize", "conv1", "act1", "pool1", "flatten", "classifier"]
+
+
+def test_normalize_uses_the_dataset_statistics():
+    model = Net(grey(mean=(0.25,), std=(0.5,)))
+    x = torch.full((1, 1, 28, 28), 0.75)
+    assert torch.allclose(model.layers.normalize(x), torch.ones_like(x))
+
+
+def test_impossible_network_is_refused_with_a_fix():
+    config = grey(image_size=12, channels=(4, 8, 16, 32), kernel_size=7, padding=False)
+    # 12 → conv 7 without padding → 6 → pool → 3: block 2 gets a 3×3 map, smaller than its kernel
+    fix = "Use fewer blocks, a smaller kernel, or turn padding on"
+    with pytest.raises(ValueError, match=rf"Block 2 gets a 3×3 map.*{fix}"):
+        config.validate()
+    with pytest.raises(ValueError, match="fewer blocks"):
+        Net(config)
+
+
+def test_the_refusal_names_the_block_that_runs_out_of_pixels():
+    # 28 → conv 7 without padding → 22 → pool → 11 → 5 → 2: block 3 gets 2×2, a 7×7 kernel cannot fit
+    with pytest.raises(ValueError, match="Block 3 gets a 2×2 map"):
+        grey(channels=(4, 8, 16, 32), kernel_size=7, padding=False).validate()
+    grey(channels=(4, 8), kernel_size=7, padding=False).validate()  # two blocks fit
+
+
+def test_too_many_blocks_for_a_small_image_with_padding_is_refused():
+    # 12 → 6 → 3 → 1: a fourth block would get a 1×1 map
+    with pytest.raises(ValueError, match="Block 4 gets a 1×1 map"):
+        grey(image_size=12, channels=(4, 4, 4, 4)).validate()
+    grey(image_size=12, channels=(4, 4, 4)).validate()
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(channels=()), "1 to 4 conv blocks"),
+    (dict(channels=(8, 8, 8, 8, 8)), "1 to 4 conv blocks"),
+    (dict(channels=(8, 0)), "at least one channel"),
+    (dict(kernel_size=4), "odd number"),
+    (dict(kernel_size=0), "odd number"),
+    (dict(activation="swish"), "Unknown activation 'swish'"),
+    (dict(dropout=1.0), "Dropout"),
+    (dict(dropout=-0.1), "Dropout"),
+    (dict(in_channels=3), "one value per input channel"),
+])
+def test_bad_settings_are_refused(changes, message):
+    config = grey(**changes)
+    with pytest.raises(ValueError, match=message):
+        config.validate()
+    with pytest.raises(ValueError, match=message):
+        Net(config)
+
+
+@pytest.mark.parametrize("config, sizes", [
+    (grey(channels=(8, 16, 32)), [14, 7, 3]),
+    (grey(channels=(6, 16), kernel_size=5, padding=False), [12, 4]),
+    (grey(channels=(4, 4, 4), kernel_size=3, padding=False), [13, 5, 1]),
+    (colour(channels=(8, 16, 32, 64)), [16, 8, 4, 2]),
+])
+def test_feature_sizes(config, sizes):
+    assert config.feature_sizes() == sizes
+
+
+def test_feature_sizes_show_when_the_map_vanishes():
+    sizes = grey(image_size=12, channels=(4, 4), kernel_size=7, padding=False).feature_sizes()
+    assert sizes[0] == 3 and sizes[1] <= 0
+
+
+@pytest.mark.parametrize("config", [grey(channels=(6, 16), kernel_size=5, padding=False),
+                                    colour(channels=(4, 8, 16, 32), kernel_size=3),
+                                    grey(image_size=12, channels=(4, 8), kernel_size=3, padding=False)])
+def test_feature_sizes_match_the_real_network(config):
+    model = Net(config).eval()
+    x = torch.rand(1, config.in_channels, config.image_size, config.image_size)
+    seen = []
+    for name, layer in model.layers.named_children():
+        x = layer(x)
+        if name.startswith("pool"):
+            assert x.shape[-1] == x.shape[-2]
+            seen.append(x.shape[-1])
+    assert seen == config.feature_sizes()
+
+
+def test_parameter_counts_by_hand():
+    # 12×12 grey → conv 4 (3×3) → pool 6×6 → conv 8 (3×3) → pool 3×3 → 72 → dense 16 → 3 classes
+    config = grey(image_size=12, num_classes=3, channels=(4, 8), kernel_size=3, dense=16)
+    with_bn = parameter_counts(Net(config))
+    assert with_bn == {
+        "conv1": 4 * 1 * 3 * 3,  # batch-norm supplies the shift, so the conv has no bias
+        "bn1": 2 * 4,  # a scale and a shift per channel
+        "conv2": 8 * 4 * 3 * 3,
+        "bn2": 2 * 8,
+        "dense": 72 * 16 + 16,
+        "classifier": 16 * 3 + 3,
+    }
+    without_bn = parameter_counts(Net(dataclasses.replace(config, batch_norm=False)))
+    assert without_bn == {"conv1": 36 + 4, "conv2": 288 + 8, "dense": 72 * 16 + 16, "classifier": 16 * 3 + 3}
+
+
+@pytest.mark.parametrize("config", [grey(), colour(channels=(8, 16, 32, 64), dropout=0.3), grey(dense=0)])
+def test_parameter_counts_cover_every_parameter(config):
+    model = Net(config)
+    assert sum(parameter_counts(model).values()) == sum(p.numel() for p in model.parameters())
+    assert all(n > 0 for n in parameter_counts(model).values())
+
+
+def test_config_round_trips_through_a_dict_and_json():
+    config = colour(channels=(8, 16, 32), kernel_size=5, padding=False, batch_norm=False, activation="tanh",
+                    dropout=0.2, dense=64)
+    assert NetConfig.from_dict(config.to_dict()) == config
+    assert NetConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config  # lists back to tuples
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.parametrize("shape", [(1, 28, 10, (0.1307,), (0.3081,)),
+                                   (3, 32, 10, (0.49, 0.48, 0.45), (0.25, 0.24, 0.26))], ids=["mnist", "cifar"])
+def test_presets_fit_mnist_and_cifar_shapes(preset, shape):
+    in_channels, size, classes, mean, std = shape
+    config = preset_config(preset, in_channels, size, classes, mean, std)
+    config.validate()
+    assert (config.in_channels, config.image_size, config.num_classes) == (in_channels, size, classes)
+    assert config.channels == PRESETS[preset]["channels"] and config.mean == mean
+    model = Net(config).eval()
+    assert model(torch.rand(2, in_channels, size, size)).shape == (2, classes)
+
+
+def test_unknown_preset_is_refused():
+    with pytest.raises(ValueError, match="Unknown preset 'huge'"):
+        preset_config("huge", 1, 28, 10, (0.5,), (0.5,))

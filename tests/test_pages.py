@@ -1,0 +1,211 @@
+"""Every page through streamlit's AppTest: what it shows, and how it answers the visitor's moves.
+
+The default model (preset tiny on the offline sample) trains once for this module and is kept in one
+model-cache folder; every test starts with Streamlit's caches cleared, so later tests load it from
+disk as after a server restart.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from layerlens.data import SAMPLE
+from layerlens.training import PRESET_TRAINING
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN, LAYERS = "pages/1_train.py", "pages/2_layers.py"
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("pages-cache")
+
+
+@pytest.fixture
+def app(model_folder, monkeypatch) -> AppTest:
+    """A fresh visitor on the Home page, with a fresh server's caches and the module's model-cache folder."""
+    monkeypatch.setenv("LAYERLENS_CACHE", str(model_folder))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+
+
+def open_page(at: AppTest, page: str) -> AppTest:
+    at.switch_page(page)
+    at.run()
+    assert_clean(at)
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def charts(at: AppTest) -> dict[str, dict]:
+    """Plotly charts on the page by their widget key, as figure JSON."""
+    found = {}
+    for chart in at.get("plotly_chart"):
+        key = chart.proto.id.split("-", 2)[-1]  # "$$ID-<hash>-<key>"
+        found[key] = json.loads(chart.proto.spec)
+    return found
+
+
+def values(data) -> np.ndarray:
+    """A figure-JSON array as numpy (plotly sends numpy arrays base64-encoded)."""
+    if isinstance(data, dict) and "bdata" in data:
+        array = np.frombuffer(base64.b64decode(data["bdata"]), dtype=np.dtype(data["dtype"]))
+        return array.reshape([int(n) for n in data.get("shape", str(len(array))).split(",")])
+    return np.asarray(data)
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def text(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def model(at: AppTest):
+    return at.session_state["current_model"]
+
+
+def test_home_page_before_any_model(app):
+    app.run()
+    assert_clean(app)
+    assert "LayerLens" in app.title[0].value
+    assert "No model yet" in text(app)
+    assert "current_model" not in app.session_state
+
+
+def test_train_page_trains_the_default_and_shows_it(app):
+    at = open_page(app, TRAIN)
+    result = model(at)
+    assert result.config.dataset == SAMPLE and result.config.net.channels == (8, 16, 32)
+    assert result.config.epochs == PRESET_TRAINING["tiny"]["epochs"]
+    # the widgets start at the tiny preset
+    assert at.selectbox(key="train_dataset").value == SAMPLE
+    assert at.selectbox(key="train_preset").value == "tiny"
+    assert at.slider(key="train_blocks").value == 3
+    assert at.select_slider(key="train_kernel").value == 3
+    assert at.checkbox(key="train_padding").value is True
+    assert at.slider(key="train_epochs").value == result.config.epochs
+
+    shown = metrics(at)
+    assert {"Test accuracy", "Train accuracy", "Training time", "Learned weights", "Images per second"} <= shown.keys()
+    assert shown["Test accuracy"] == f"{result.metrics['test_accuracy']:.1%}"
+    assert result.metrics["test_accuracy"] > 0.9  # the default model reads digits well
+    assert shown["Learned weights"] == f"{result.metrics['params']:,}"
+
+    figures = charts(at)
+    assert {"train_history", "train_architecture", "train_confusion"} <= figures.keys()
+    assert [t["type"] for t in figures["train_history"]["data"]] == ["scatter"] * 3
+    assert len(values(figures["train_history"]["data"][0]["y"])) == len(result.history["step_loss"])
+    confusion = figures["train_confusion"]["data"][0]
+    assert confusion["type"] == "heatmap"
+    assert values(confusion["z"]).sum() == 1000  # every test image counted once
+
+    open_page(at, "app.py")
+    assert "Your model" in text(at) and f"{result.metrics['test_accuracy']:.1%}" in text(at)
+
+
+def test_layers_page_follows_an_image_through_every_block(app):
+    at = open_page(app, TRAIN)
+    open_page(at, LAYERS)
+    assert "The network says" in text(at)
+    headers = [h.value for h in at.subheader]
+    assert headers[:3] == ["Block 1", "Block 2", "Block 3"]
+    assert "Output: the classifier" in headers
+    figures = charts(at)
+    assert {"layers_input", "layers_act1", "layers_act2", "layers_act3", "layers_probabilities"} <= figures.keys()
+    probs = figures["layers_probabilities"]["data"][0]
+    assert probs["type"] == "bar" and list(values(probs["x"])) == list("0123456789")
+    assert values(probs["y"]).sum() == pytest.approx(1, abs=1e-4)
+    assert "layers_conv1" not in figures  # only the activations until "every step" is on
+
+    at.selectbox(key="layers_class").set_value(7)
+    at.toggle(key="layers_every_step").set_value(True)
+    at.run()
+    assert_clean(at)
+    assert "The true label is **7**" in text(at)
+    assert {"layers_conv1", "layers_bn1", "layers_act1", "layers_pool1", "layers_pool3"} <= charts(at).keys()
+
+
+def test_an_impossible_network_shows_an_error_and_keeps_the_model(app):
+    at = open_page(app, TRAIN)
+    before = model(at)
+    at.checkbox(key="train_padding").uncheck()
+    at.select_slider(key="train_kernel").set_value(7)
+    at.slider(key="train_blocks").set_value(4)
+    at.run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "can't be built" in errors[0] and "turn padding on" in errors[0]
+    assert model(at) is before
+    assert "Test accuracy" in metrics(at)  # the previous model is still shown
+
+
+def test_changing_epochs_retrains(app):
+    at = open_page(app, TRAIN)
+    before = model(at)
+    at.slider(key="train_epochs").set_value(1)
+    at.run()
+    assert_clean(at)
+    after = model(at)
+    assert after is not before
+    assert after.config.epochs == 1 and after.metrics["epochs"] == 1
+    assert after.config.net == before.config.net
+    assert metrics(at)["Test accuracy"] == f"{after.metrics['test_accuracy']:.1%}"
+
+
+def test_an_unavailable_dataset_offers_the_offline_sample(app, offline, writable_dirs):
+    at = open_page(app, TRAIN)
+    at.selectbox(key="train_dataset").set_value("mnist")
+    at.run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1
+    assert str(writable_dirs.data.resolve()) in errors[0] and f"'{SAMPLE}'" in errors[0]
+    assert model(at).config.dataset == SAMPLE  # the model stays
+    at.button(key="train_btn_sample").click()
+    at.run()
+    assert_clean(at)
+    assert at.selectbox(key="train_dataset").value == SAMPLE
+    assert at.selectbox(key="train_preset").value == "tiny"
+
+
+def test_layers_page_opened_first_trains_the_default(app, tmp_path, monkeypatch):
+    fresh = tmp_path / "fresh-cache"
+    monkeypatch.setenv("LAYERLENS_CACHE", str(fresh))  # nothing trained yet anywhere
+    at = open_page(app, LAYERS)
+    result = model(at)
+    assert result.config.dataset == SAMPLE and result.config.net.channels == (8, 16, 32)
+    assert (fresh / "models" / f"{result.config.key()}.pt").exists()
+    assert "The network says" in text(at)
+    assert "layers_probabilities" in charts(at)
+
+
+def test_a_diverged_run_is_a_lesson_not_a_crash(app):
+    at = open_page(app, TRAIN)
+    at.selectbox(key="train_optimizer").set_value("sgd")
+    at.select_slider(key="train_lr").set_value(3.0)
+    at.selectbox(key="train_schedule").set_value("constant")
+    at.checkbox(key="train_bn").uncheck()
+    at.run()
+    assert_clean(at)
+    result = model(at)
+    assert result.diverged and result.config.learning_rate == 3.0
+    warnings = [w.value for w in at.warning]
+    assert any("learning rate" in w for w in warnings)
+    assert "nan" not in metrics(at)["Test accuracy"].lower()
+
+    open_page(at, LAYERS)  # nothing to look inside: the page says so instead of drawing NaNs
+    assert [w.value for w in at.warning]
+    assert "layers_probabilities" not in charts(at)

@@ -1,0 +1,133 @@
+"""Figure builders return plotly figures holding exactly the data they were given."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import torch
+
+from layerlens import plots
+from layerlens.inspection import confusion_matrix, layer_table
+
+
+def channel_values(fig: go.Figure, channel: int) -> np.ndarray:
+    """The mosaic cells that belong to one channel, in reading order."""
+    heat = fig.data[0]
+    z, owner = np.asarray(heat.z, dtype=float), np.asarray(heat.customdata)
+    return z[owner == channel]
+
+
+def test_feature_grid_holds_every_channel_on_a_zero_centred_scale():
+    torch.manual_seed(0)
+    maps = torch.randn(10, 6, 6)  # has negative values
+    fig = plots.feature_grid(maps, "conv1")
+    assert isinstance(fig, go.Figure) and len(fig.data) == 1 and fig.data[0].type == "heatmap"
+    for c in range(10):
+        assert np.allclose(channel_values(fig, c), maps[c].flatten().numpy())
+    z = np.asarray(fig.data[0].z, dtype=float)
+    assert np.isnan(z).sum() == z.size - maps.numel()  # everything else is gap
+    heat = fig.data[0]
+    bound = maps.abs().max().item()
+    assert heat.zmid == 0 and heat.zmin == pytest.approx(-bound) and heat.zmax == pytest.approx(bound)
+    assert fig.layout.title.text == "conv1"
+
+
+def test_feature_grid_of_non_negative_maps_starts_at_zero():
+    maps = torch.rand(4, 9, 9) * 3  # after a relu: nothing below zero
+    heat = plots.feature_grid(maps).data[0]
+    assert heat.zmin == 0 and heat.zmax == pytest.approx(maps.max().item())
+    assert heat.zmid is None
+    assert heat.colorscale != plots.feature_grid(maps - 1).data[0].colorscale
+
+
+def test_feature_grid_lays_channels_out_in_rows():
+    maps = torch.arange(12 * 8 * 8, dtype=torch.float32).reshape(12, 8, 8)
+    fig = plots.feature_grid(maps, columns=4)
+    owner = np.asarray(fig.data[0].customdata)
+    first_row = [c for c in np.unique(owner[0]) if c >= 0]
+    assert first_row == [0, 1, 2, 3]
+    assert sorted(c for c in np.unique(owner) if c >= 0) == list(range(12))
+
+
+def test_feature_grid_shows_at_most_max_channels():
+    fig = plots.feature_grid(torch.rand(70, 3, 3), max_channels=64)
+    channels = np.unique(np.asarray(fig.data[0].customdata))
+    assert channels.max() == 63 and (channels >= 0).sum() == 64
+
+
+def test_image_figure_grey_and_colour():
+    grey = torch.rand(1, 7, 7)
+    heat = plots.image_figure(grey, "input").data[0]
+    assert heat.type == "heatmap" and np.allclose(np.asarray(heat.z), grey[0].numpy())
+    assert (heat.zmin, heat.zmax) == (0, 1)
+    colour = torch.rand(3, 5, 5)
+    img = plots.image_figure(colour).data[0]
+    assert img.type == "image"
+    z = np.asarray(img.z)
+    assert z.shape == (5, 5, 3) and z.dtype == np.uint8
+    assert np.array_equal(z[..., 1], (colour[1].numpy() * 255).astype(np.uint8))
+
+
+def test_vector_figure_has_one_bar_per_neuron_coloured_by_sign():
+    values = torch.tensor([0.5, -1.0, 0.0, 2.0])
+    bar = plots.vector_figure(values, "dense").data[0]
+    assert bar.type == "bar"
+    assert np.allclose(np.asarray(bar.y), values.numpy())
+    colours = list(bar.marker.color)
+    assert colours[1] != colours[0] and colours[0] == colours[2] == colours[3]
+
+
+def test_probability_figure_highlights_the_most_likely_class():
+    probs = torch.tensor([0.1, 0.15, 0.6, 0.15])
+    classes = ("cat", "dog", "ship", "frog")
+    bar = plots.probability_figure(probs, classes).data[0]
+    assert bar.type == "bar" and tuple(bar.x) == classes
+    assert np.allclose(np.asarray(bar.y), probs.numpy())
+    colours = list(bar.marker.color)
+    assert colours.count(colours[2]) == 1 and len(set(colours)) == 2
+    assert list(bar.text) == ["10%", "15%", "60%", "15%"]
+
+
+def test_history_figure_plots_the_whole_history(tiny_result):
+    h = tiny_result.history
+    fig = plots.history_figure(h)
+    assert [t.type for t in fig.data] == ["scatter"] * 3
+    loss, train, test = fig.data
+    assert list(loss.y) == h["step_loss"] and list(loss.x) == list(range(1, len(h["step_loss"]) + 1))
+    assert list(train.y) == h["epoch_train_accuracy"] and list(test.y) == h["epoch_test_accuracy"]
+    assert list(test.x) == list(range(1, len(h["epoch_test_accuracy"]) + 1))
+
+
+def test_history_figure_of_a_diverged_run_without_epochs():
+    fig = plots.history_figure({"step_loss": [1.0, 5e19, float("nan")], "epoch_train_accuracy": [],
+                                "epoch_test_accuracy": []})
+    loss = list(fig.data[0].y)
+    assert len(loss) == 3 and loss[:2] == [1.0, 5e19]
+    assert all(v is None or math.isfinite(v) for v in loss)  # NaN/inf cannot be drawn: they become gaps
+    assert len(fig.data[2].y) == 0
+    fig.to_json()  # the page can send it to the browser
+
+
+def test_confusion_figure_shows_the_counts(tiny_result, tiny_data):
+    counts = confusion_matrix(tiny_result.model, tiny_data.x_test, tiny_data.y_test, 3)
+    heat = plots.confusion_figure(counts, tiny_data.classes).data[0]
+    assert heat.type == "heatmap"
+    assert np.array_equal(np.asarray(heat.z), counts.numpy())
+    assert tuple(heat.x) == tuple(heat.y) == tiny_data.classes
+
+
+def test_architecture_figure_draws_one_box_per_shown_layer(tiny_result):
+    rows = layer_table(tiny_result.model)
+    fig = plots.architecture_figure(rows)
+    shown = [r for r in rows if r["layer"] not in ("normalize", "flatten", "dropout")]
+    boxes = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert len(boxes) == len(shown)
+    assert sorted(b.x0 for b in boxes) == [b.x0 for b in boxes]  # left to right, in network order
+    text = " ".join(a.text or "" for a in fig.layout.annotations)
+    for r in shown:
+        assert f"<b>{r['layer']}</b>" in text and r["output shape"] in text
+        if r["parameters"]:
+            assert f"{r['parameters']:,} w" in text
+    assert "<b>normalize</b>" not in text and "<b>flatten</b>" not in text

@@ -1,0 +1,216 @@
+"""Training on tiny synthetic data: learning, history, progress callbacks, seeds, divergence, configs."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from layerlens.nets import NetConfig, parameter_counts
+from layerlens.training import (PRESET_TRAINING, Progress, TrainConfig, evaluate, fit, preset_train_config,
+                                training_subset)
+
+
+def steps_per_run(config: TrainConfig, images: int) -> int:
+    return math.ceil(images / config.batch_size) * config.epochs
+
+
+def test_fit_learns_the_bars(tiny_result, tiny_data):
+    acc = tiny_result.metrics["test_accuracy"]
+    assert acc >= 0.8  # chance is 1/3
+    assert tiny_result.diverged is None
+    losses = tiny_result.history["epoch_train_loss"]
+    assert losses[-1] < 0.5 * losses[0]
+    assert tiny_result.history["epoch_test_accuracy"][-1] >= tiny_result.history["epoch_test_accuracy"][0]
+
+
+def test_metrics_agree_with_the_model_and_history(tiny_result, tiny_data, tiny_config):
+    m = tiny_result.metrics
+    model = tiny_result.model
+    assert not model.training and next(model.parameters()).device.type == "cpu"
+    assert m["test_accuracy"] == pytest.approx(evaluate(model, tiny_data.x_test, tiny_data.y_test)[1])
+    assert m["test_accuracy"] == tiny_result.history["epoch_test_accuracy"][-1]
+    assert m["train_accuracy"] == tiny_result.history["epoch_train_accuracy"][-1]
+    assert m["params"] == sum(p.numel() for p in model.parameters()) == sum(parameter_counts(model).values())
+    assert (m["epochs"], m["train_images"], m["dataset"]) == (tiny_config.epochs, 60, tiny_data.name)
+    assert m["images_per_second"] > 0 and m["seconds"] >= m["train_seconds"] >= 0
+    assert tiny_result.config == tiny_config
+
+
+def test_history_lengths(tiny_result, tiny_config):
+    h = tiny_result.history
+    steps = steps_per_run(tiny_config, 60)  # 60 images in batches of 16: 4 steps per epoch
+    assert len(h["step_loss"]) == len(h["step_accuracy"]) == steps
+    for key in ("epoch_train_loss", "epoch_train_accuracy", "epoch_test_loss", "epoch_test_accuracy", "epoch_seconds"):
+        assert len(h[key]) == tiny_config.epochs, key
+    assert len(h["kernels"]) == tiny_config.epochs + 1
+    assert all(0 <= a <= 1 for a in h["step_accuracy"])
+    assert h["epoch_seconds"] == sorted(h["epoch_seconds"])  # time since the start, so never decreasing
+
+
+def test_kernel_snapshots_go_from_init_to_the_final_weights(tiny_result):
+    kernels = tiny_result.history["kernels"]
+    assert kernels[0].shape == (4, 1, 3, 3)
+    assert torch.equal(kernels[-1], tiny_result.model.layers.conv1.weight.detach())
+    assert not torch.equal(kernels[0], kernels[-1])
+
+
+def test_on_step_reports_every_step_and_every_epoch(tiny_config, tiny_data):
+    config = dataclasses.replace(tiny_config, epochs=3)
+    calls: list[Progress] = []
+    result = fit(config, tiny_data, on_step=calls.append)
+    total = steps_per_run(config, 60)
+    assert [p.step for p in calls] == list(range(1, total + 1))
+    assert all(p.total_steps == total for p in calls)
+    done = [p for p in calls if p.epoch_done]
+    assert [p.epoch for p in done] == [1, 2, 3]
+    assert [p.step for p in done] == [4, 8, 12]  # the last step of each epoch
+    assert [p.test_accuracy for p in done] == result.history["epoch_test_accuracy"]
+    assert all(p.test_accuracy is None for p in calls if not p.epoch_done)
+    assert [p.loss for p in calls] == result.history["step_loss"]
+    assert [p.epoch for p in calls] == [1] * 4 + [2] * 4 + [3] * 4
+
+
+def test_train_size_uses_that_many_images(tiny_config, tiny_data):
+    config = dataclasses.replace(tiny_config, train_size=24, epochs=2)
+    result = fit(config, tiny_data)
+    assert result.metrics["train_images"] == 24
+    assert len(result.history["step_loss"]) == steps_per_run(config, 24)
+    x, y = training_subset(config, tiny_data)
+    assert x.shape == (24, 1, 12, 12) and y.shape == (24,)
+    # a seeded sample of real training images, without repeats
+    rows = {tuple(img.flatten().tolist()) for img in tiny_data.x_train}
+    picked = [tuple(img.flatten().tolist()) for img in x]
+    assert set(picked) <= rows and len(set(picked)) == 24
+    assert torch.equal(training_subset(config, tiny_data)[0], x)
+
+
+@pytest.mark.parametrize("size", [0, 60, 1000])
+def test_train_size_zero_or_too_big_means_all(tiny_config, tiny_data, size):
+    x, y = training_subset(dataclasses.replace(tiny_config, train_size=size), tiny_data)
+    assert torch.equal(x, tiny_data.x_train) and torch.equal(y, tiny_data.y_train)
+
+
+def test_same_seed_same_weights_other_seed_other_weights(tiny_config, tiny_data):
+    config = dataclasses.replace(tiny_config, epochs=2, net=dataclasses.replace(tiny_config.net, dropout=0.3))
+    a = fit(config, tiny_data).model.state_dict()
+    b = fit(config, tiny_data).model.state_dict()
+    c = fit(dataclasses.replace(config, seed=1), tiny_data).model.state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_a_huge_learning_rate_diverges_with_an_explanation(tiny_config, tiny_data):
+    net = dataclasses.replace(tiny_config.net, batch_norm=False)
+    config = dataclasses.replace(tiny_config, net=net, optimizer="sgd", learning_rate=1e6, schedule="constant",
+                                 epochs=5)
+    calls = []
+    result = fit(config, tiny_data, on_step=calls.append)  # must not raise
+    assert result.diverged is not None
+    assert "learning rate" in result.diverged and "1e+06" in result.diverged
+    assert not math.isfinite(result.history["step_loss"][-1])
+    assert len(result.history["step_loss"]) < steps_per_run(config, 60)  # stopped early
+    assert result.metrics["epochs"] == len(result.history["epoch_test_accuracy"]) < config.epochs
+    assert all(math.isfinite(p.loss) for p in calls)
+
+
+def test_data_that_does_not_fit_the_network_is_refused(tiny_config, tiny_data):
+    for net in (dataclasses.replace(tiny_config.net, num_classes=10),
+                dataclasses.replace(tiny_config.net, image_size=28),
+                dataclasses.replace(tiny_config.net, in_channels=3, mean=(0.5,) * 3, std=(0.5,) * 3)):
+        with pytest.raises(ValueError, match="This network expects"):
+            fit(dataclasses.replace(tiny_config, net=net), tiny_data)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(optimizer="rmsprop"), "Unknown optimizer 'rmsprop'"),
+    (dict(schedule="cosine"), "Unknown schedule 'cosine'"),
+    (dict(learning_rate=0.0), "learning rate must be positive"),
+    (dict(learning_rate=-0.1), "learning rate must be positive"),
+    (dict(learning_rate=float("nan")), "learning rate must be positive"),
+    (dict(batch_size=0), "Batch size"),
+    (dict(epochs=0), "epochs"),
+    (dict(train_size=-1), "training size"),
+])
+def test_bad_training_settings_are_refused(tiny_config, tiny_data, changes, message):
+    config = dataclasses.replace(tiny_config, **changes)
+    with pytest.raises(ValueError, match=message):
+        config.validate()
+    with pytest.raises(ValueError, match=message):
+        fit(config, tiny_data)
+
+
+def test_a_bad_network_is_refused_before_training(tiny_config, tiny_data):
+    config = dataclasses.replace(tiny_config, net=dataclasses.replace(tiny_config.net, kernel_size=2))
+    with pytest.raises(ValueError, match="odd"):
+        fit(config, tiny_data)
+
+
+def test_key_is_stable_for_equal_configs(tiny_config):
+    twin = TrainConfig(net=NetConfig(**tiny_config.net.to_dict()), dataset=tiny_config.dataset,
+                       learning_rate=tiny_config.learning_rate, batch_size=tiny_config.batch_size,
+                       epochs=tiny_config.epochs)
+    assert twin is not tiny_config and twin == tiny_config
+    assert twin.key() == tiny_config.key()
+    assert len(tiny_config.key()) == 16 and int(tiny_config.key(), 16) >= 0
+
+
+@pytest.mark.parametrize("changes", [
+    dict(dataset="other"), dict(optimizer="sgd"), dict(learning_rate=0.003), dict(batch_size=32), dict(epochs=7),
+    dict(train_size=30), dict(schedule="constant"), dict(seed=1),
+], ids=lambda c: next(iter(c)))
+def test_key_changes_with_every_training_field(tiny_config, changes):
+    assert dataclasses.replace(tiny_config, **changes).key() != tiny_config.key()
+
+
+@pytest.mark.parametrize("changes", [
+    dict(in_channels=3, mean=(0.1,) * 3, std=(0.3,) * 3), dict(image_size=14), dict(num_classes=4),
+    dict(mean=(0.2,)), dict(std=(0.2,)), dict(channels=(4, 16)), dict(kernel_size=5), dict(padding=False),
+    dict(batch_norm=False), dict(activation="tanh"), dict(dropout=0.1), dict(dense=0),
+], ids=lambda c: next(iter(c)))
+def test_key_changes_with_every_network_field(tiny_config, changes):
+    changed = dataclasses.replace(tiny_config, net=dataclasses.replace(tiny_config.net, **changes))
+    assert changed.key() != tiny_config.key()
+
+
+def test_every_field_is_covered_by_the_key_tests():
+    # a field added later must get a line in the two tests above
+    assert {f.name for f in dataclasses.fields(TrainConfig)} == {
+        "net", "dataset", "optimizer", "learning_rate", "batch_size", "epochs", "train_size", "schedule", "seed"}
+    assert {f.name for f in dataclasses.fields(NetConfig)} == {
+        "in_channels", "image_size", "num_classes", "mean", "std", "channels", "kernel_size", "padding",
+        "batch_norm", "activation", "dropout", "dense"}
+
+
+def test_config_round_trips_through_a_dict_and_json(tiny_config):
+    config = dataclasses.replace(tiny_config, optimizer="sgd", train_size=30, schedule="constant", seed=5)
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    again = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config and again.key() == config.key()
+
+
+def test_evaluate_matches_a_manual_computation(tiny_result, tiny_data):
+    model = tiny_result.model
+    x, y = tiny_data.x_test, tiny_data.y_test
+    with torch.no_grad():
+        logits = model.eval()(x)
+    expected_loss = nn.functional.cross_entropy(logits, y).item()
+    expected_acc = (logits.argmax(1) == y).float().mean().item()
+    loss, acc = evaluate(model, x, y, batch_size=7)  # batches of 7 exercise the last, partial batch
+    assert loss == pytest.approx(expected_loss, rel=1e-5)
+    assert acc == pytest.approx(expected_acc)
+
+
+def test_preset_train_config_uses_the_preset_and_overrides(tiny_data):
+    config = preset_train_config("tiny", tiny_data, epochs=2, seed=3)
+    assert config.dataset == tiny_data.name
+    assert (config.net.in_channels, config.net.image_size, config.net.num_classes) == (1, 12, 3)
+    assert config.net.mean == tiny_data.mean and config.net.std == tiny_data.std
+    assert (config.epochs, config.seed) == (2, 3)
+    assert config.batch_size == PRESET_TRAINING["tiny"]["batch_size"]
+    assert config.learning_rate == PRESET_TRAINING["tiny"]["learning_rate"]
+    config.validate()
