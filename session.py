@@ -96,7 +96,7 @@ def page_setup(title: str) -> None:
         else:
             m = result.metrics
             st.caption(f"**Model:** {len(result.config.net.channels)} conv blocks, {m['params']:,} weights  \n"
-                       f"**Data:** {result.config.dataset}, {m['epochs']} epochs on {m['train_images']:,} images  \n**Test accuracy:** {percent(m['test_accuracy'])}  \n"
+                       f"**Data:** {result.config.dataset}, {m['epochs']} epoch{'s' if m['epochs'] != 1 else ''} on {m['train_images']:,} images  \n**Test accuracy:** {percent(m['test_accuracy'])}  \n"
                        f"**Trained on:** {m['device']}")
 
 

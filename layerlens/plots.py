@@ -96,7 +96,7 @@ def history_figure(history: dict) -> go.Figure:
                              mode="lines+markers"), row=1, col=2)
     fig.update_xaxes(title="step", row=1, col=1)
     fig.update_xaxes(title="epoch", dtick=1, row=1, col=2)
-    fig.update_yaxes(tickformat=".0%", row=1, col=2)
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.02], row=1, col=2)  # one scale, so runs compare at a glance
     fig.update_layout(legend=dict(orientation="h", y=-0.25))
     return _layout(fig, 340, title=" ")  # the blank title leaves room for the subplot titles
 

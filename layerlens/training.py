@@ -88,6 +88,20 @@ class TrainResult:
     diverged: str | None = None  # the explanation, when training blew up
 
 
+def training_problem(result: TrainResult) -> str | None:
+    """What went wrong in words, when training diverged or the network ends no better than guessing."""
+    if result.diverged:
+        return result.diverged
+    classes = result.config.net.num_classes
+    if result.metrics["test_accuracy"] < 1.5 / classes:
+        return (f"The network is no better than guessing: {result.metrics['test_accuracy']:.0%} right, where picking a "
+                f"class at random gets {1 / classes:.0%}. Its loss is stuck, so the error fed back no longer changes "
+                f"the weights usefully. A learning rate far too high (here {result.config.learning_rate:g}) knocks the "
+                f"neurons into a state where they never fire again; far too low, and they barely move. "
+                f"Try a learning rate near 0.01.")
+    return None
+
+
 def pick_device() -> torch.device:
     """CUDA if present, then Apple's MPS, else the CPU."""
     if torch.cuda.is_available():

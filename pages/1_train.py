@@ -10,7 +10,7 @@ from layerlens.checkpoints import load_checkpoint, save_checkpoint
 from layerlens.data import DATASETS, FOLDER_PREFIX, SAMPLE
 from layerlens.inspection import layer_table
 from layerlens.nets import ACTIVATIONS, PRESETS, NetConfig
-from layerlens.training import OPTIMIZERS, PRESET_TRAINING, RECOMMENDED_PRESET, TrainConfig
+from layerlens.training import OPTIMIZERS, PRESET_TRAINING, RECOMMENDED_PRESET, TrainConfig, training_problem
 
 session.page_setup("Train")
 
@@ -50,15 +50,14 @@ if "train_preset" not in st.session_state:
 st.title("🏋️ Train a CNN")
 st.markdown("Choose the data and the network, then watch it learn. **Learning** = the network guesses, measures "
             "its error (the *loss*), feeds the error back and nudges every weight, one batch at a time. "
-            "Every setting below is the designer's choice; move one and the network retrains.")
+            "Every setting in the sidebar is the designer's choice: move one and the network retrains here.")
 
-c_data, c_arch, c_train = st.columns(3)
-with c_data:
-    st.subheader("Data")
-    choice = st.selectbox("Dataset", [*DATASETS, FOLDER], key="train_dataset", on_change=pick_recommended_preset,
-                          format_func=lambda n: f"{n}: {DATASETS[n][0]}" if n in DATASETS else n)
+with st.sidebar.expander("**Data**", expanded=True):
+    choice = st.selectbox("Dataset", [*DATASETS, FOLDER], key="train_dataset", on_change=pick_recommended_preset)
     name = choice
-    if choice == FOLDER:
+    if choice in DATASETS:
+        st.caption(DATASETS[choice][0])
+    else:
         path = st.text_input("Folder with train/<class>/ and test/<class>/ (or a .tar.gz of one)", key="train_folder")
         name = f"{FOLDER_PREFIX}{path.strip()}" if path.strip() else None
     st.selectbox("Preset", list(PRESETS), key="train_preset", on_change=apply_preset,
@@ -68,8 +67,7 @@ with c_data:
     auto = st.toggle("Retrain when a setting changes", key="train_auto",
                      help="Turn off for big models, then press Train.")
     pressed = st.button("Train now", type="primary", key="train_btn_train")
-with c_arch:
-    st.subheader("Architecture")
+with st.sidebar.expander("**Architecture**", expanded=True):
     blocks = st.slider("Conv blocks (conv → activation → pool)", 1, 4, key="train_blocks")
     channels = tuple(st.select_slider(f"Channels in block {i}", [2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256],
                                       key=f"train_ch{i}") for i in range(1, blocks + 1))
@@ -79,8 +77,7 @@ with c_arch:
     activation = st.selectbox("Activation", list(ACTIVATIONS), key="train_act")
     dense = st.select_slider("Dense layer width (0 = none)", [0, 16, 32, 64, 84, 128, 256], key="train_dense")
     dropout = st.slider("Dropout", 0.0, 0.7, step=0.05, key="train_dropout")
-with c_train:
-    st.subheader("Training")
+with st.sidebar.expander("**Training**", expanded=True):
     optimizer = st.selectbox("Optimizer", OPTIMIZERS, key="train_optimizer")
     lr = st.select_slider("Learning rate", LEARNING_RATES, key="train_lr")
     batch = st.select_slider("Batch size", [16, 32, 64, 128, 256, 512], key="train_batch")
@@ -120,8 +117,9 @@ if result is None:
     st.stop()
 st.divider()
 m = result.metrics
-if result.diverged:
-    st.warning(f"**A lesson, not a crash.** {result.diverged}")
+problem = training_problem(result)
+if problem:
+    st.warning(f"**A lesson, not a crash.** {problem}")
 cols = st.columns(5)
 cols[0].metric("Test accuracy", session.percent(m["test_accuracy"]), help="Images the network never saw while training")
 cols[1].metric("Train accuracy", session.percent(m["train_accuracy"]))

@@ -56,9 +56,9 @@ def test_layers_first_trains_the_default_then_follows_a_new_image(page, app_url)
     assert page.locator("[data-testid='stPlotlyChart']").count() >= 5  # input, 3 blocks, dense, output
     example = page.get_by_role("slider").first
     example.focus()
-    for _ in range(3):
+    for _ in range(3):  # one key at a time: each one reruns the page
         page.keyboard.press("ArrowRight")
-    wait_until_idle(page)
+        wait_until_idle(page)
     assert example.input_value() == "3"
     assert page.get_by_text("The network says").count() == 1
     assert page.locator(ERROR_BOXES).count() == 0

@@ -11,7 +11,7 @@ from torch import nn
 
 from layerlens.nets import NetConfig, parameter_counts
 from layerlens.training import (PRESET_TRAINING, Progress, TrainConfig, evaluate, fit, preset_train_config,
-                                training_subset)
+                                training_problem, training_subset)
 
 
 def steps_per_run(config: TrainConfig, images: int) -> int:
@@ -116,6 +116,17 @@ def test_a_huge_learning_rate_diverges_with_an_explanation(tiny_config, tiny_dat
     assert len(result.history["step_loss"]) < steps_per_run(config, 60)  # stopped early
     assert result.metrics["epochs"] == len(result.history["epoch_test_accuracy"]) < config.epochs
     assert all(math.isfinite(p.loss) for p in calls)
+
+
+def test_training_problem_explains_divergence_and_guessing_and_is_silent_otherwise(tiny_result, tiny_config,
+                                                                                  tiny_data):
+    assert training_problem(tiny_result) is None  # the bars are learned well above chance
+    stuck = dataclasses.replace(tiny_result, metrics={**tiny_result.metrics, "test_accuracy": 1 / 3})
+    assert "no better than guessing" in training_problem(stuck) and "33%" in training_problem(stuck)
+    net = dataclasses.replace(tiny_config.net, batch_norm=False)
+    diverged = fit(dataclasses.replace(tiny_config, net=net, optimizer="sgd", learning_rate=1e6,
+                                       schedule="constant"), tiny_data)
+    assert training_problem(diverged) == diverged.diverged
 
 
 def test_data_that_does_not_fit_the_network_is_refused(tiny_config, tiny_data):
