@@ -14,7 +14,11 @@ from layerlens.data import SAMPLE, ImageData, default_cache_dir, load_dataset
 from layerlens.training import Progress, TrainConfig, TrainResult, preset_train_config
 
 MODEL_KEY = "current_model"  # the visitor's TrainResult; only this module reads or writes it
-MODELS_DIR = Path(os.environ.get("LAYERLENS_MODELS", Path(__file__).parent / "models"))
+
+
+def models_dir() -> Path:
+    """Where named models are saved and listed: $LAYERLENS_MODELS, else the project's models/."""
+    return Path(os.environ.get("LAYERLENS_MODELS", Path(__file__).parent / "models"))
 
 
 @st.cache_resource(max_entries=3, show_spinner="Loading the dataset…")
@@ -72,10 +76,12 @@ def percent(value: float) -> str:
     return "—" if value != value else f"{value:.1%}"
 
 
-def set_current_model(result: TrainResult) -> None:
-    """Make result the visitor's model, then rerun so every part of the page shows it."""
+def set_current_model(result: TrainResult, rerun: bool = True) -> None:
+    """Make result the visitor's model, then rerun so every part of the page shows it (not from a callback,
+    which runs before the page anyway)."""
     st.session_state[MODEL_KEY] = result
-    st.rerun()
+    if rerun:
+        st.rerun()
 
 
 def page_setup(title: str) -> None:

@@ -16,14 +16,15 @@ def _layout(fig: go.Figure, height: int, title: str | None = None) -> go.Figure:
     return fig
 
 
-def feature_grid(maps: torch.Tensor, title: str | None = None, max_channels: int = 64, columns: int | None = None) -> go.Figure:
+def feature_grid(maps: torch.Tensor, title: str | None = None, max_channels: int = 256,
+                 columns: int | None = None) -> go.Figure:
     """Feature maps (C, H, W) as one mosaic with a single colour scale for the whole layer.
 
     Maps with negative values get a diverging scale centred on zero; non-negative ones a sequential scale.
     """
     maps = maps[:max_channels].float().cpu()
     c, h, w = maps.shape
-    cols = columns or min(c, 8 if h >= 8 else 16)
+    cols = columns or min(c, 8 if c <= 64 and h >= 8 else 16)
     rows = math.ceil(c / cols)
     gap = max(1, h // 7)
     mosaic = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap), np.nan, dtype=np.float32)

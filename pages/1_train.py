@@ -17,20 +17,56 @@ session.page_setup("Train")
 FOLDER = "an image folder…"
 LEARNING_RATES = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
 TRAIN_SIZES = [100, 300, 1000, 3000, 10000, 30000, "all"]
+CHANNELS = [2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256]
+DENSE = [0, 16, 32, 64, 84, 128, 256]
+
+
+def show_network(net: NetConfig) -> None:
+    """Set the architecture widgets to net's values."""
+    st.session_state.update(
+        train_blocks=len(net.channels), train_kernel=net.kernel_size, train_padding=net.padding,
+        train_bn=net.batch_norm, train_act=net.activation, train_dropout=net.dropout, train_dense=net.dense,
+        **{f"train_ch{i + 1}": c for i, c in enumerate(net.channels)})
+    for i in range(len(net.channels), 4):  # blocks it lacks start at twice the last width
+        st.session_state[f"train_ch{i + 1}"] = min(256, 2 * st.session_state[f"train_ch{i}"])
 
 
 def apply_preset() -> None:
     """Set every architecture and training widget to the chosen preset's values."""
     preset = st.session_state.train_preset
-    arch, training = PRESETS[preset], PRESET_TRAINING[preset]
+    show_network(NetConfig(**PRESETS[preset]))
+    training = PRESET_TRAINING[preset]
+    st.session_state.update(train_epochs=training["epochs"], train_batch=training["batch_size"],
+                            train_lr=training["learning_rate"], train_auto=preset != "deep")  # big: train on request
+
+
+def load_saved_model() -> None:
+    """Make the chosen saved model current and set every widget to its settings (so it is not retrained)."""
+    try:
+        loaded = load_checkpoint(session.models_dir() / st.session_state.train_load_name)
+        session.dataset(loaded.config.dataset)  # refuse a model whose data is missing here
+    except ValueError as err:
+        st.session_state.train_load_error = str(err)
+        return
+    config = loaded.config
+    folder = config.dataset.startswith(FOLDER_PREFIX)
+    if folder:
+        st.session_state.train_folder = config.dataset[len(FOLDER_PREFIX):]
+    show_network(config.net)
     st.session_state.update(
-        train_blocks=len(arch["channels"]), train_kernel=arch["kernel_size"], train_padding=arch.get("padding", True),
-        train_bn=arch["batch_norm"], train_act=arch["activation"], train_dropout=arch.get("dropout", 0.0),
-        train_dense=arch["dense"], train_epochs=training["epochs"], train_batch=training["batch_size"],
-        train_lr=training["learning_rate"], train_auto=preset != "deep",  # big models train on request
-        **{f"train_ch{i + 1}": c for i, c in enumerate(arch["channels"])})
-    for i in range(len(arch["channels"]), 4):  # blocks the preset lacks start at twice the last width
-        st.session_state[f"train_ch{i + 1}"] = min(256, 2 * st.session_state[f"train_ch{i}"])
+        train_dataset=FOLDER if folder else config.dataset, train_optimizer=config.optimizer,
+        train_lr=config.learning_rate, train_batch=config.batch_size, train_epochs=config.epochs,
+        train_size=config.train_size or "all", train_schedule=config.schedule, train_seed=config.seed)
+    session.set_current_model(loaded, rerun=False)
+
+
+def choices(options: list, key: str) -> list:
+    """options, plus the widget's current value if a loaded model brought one that is not among them."""
+    value = st.session_state.get(key)
+    if value is None or value in options:
+        return options
+    numbers = sorted([o for o in options if o != "all"] + [value])
+    return numbers + ["all"] if "all" in options else numbers
 
 
 def use_sample() -> None:
@@ -62,25 +98,25 @@ with st.sidebar.expander("**Data**", expanded=True):
         name = f"{FOLDER_PREFIX}{path.strip()}" if path.strip() else None
     st.selectbox("Preset", list(PRESETS), key="train_preset", on_change=apply_preset,
                  help="tiny: 3 small blocks · lenet: LeCun's classic · deep: 4 wide blocks for colour photos")
-    st.select_slider("Training images", TRAIN_SIZES, key="train_size",
+    st.select_slider("Training images", choices(TRAIN_SIZES, "train_size"), key="train_size",
                      help="More data usually means better accuracy, but slower training.")
     auto = st.toggle("Retrain when a setting changes", key="train_auto",
                      help="Turn off for big models, then press Train.")
     pressed = st.button("Train now", type="primary", key="train_btn_train")
 with st.sidebar.expander("**Architecture**", expanded=True):
     blocks = st.slider("Conv blocks (conv → activation → pool)", 1, 4, key="train_blocks")
-    channels = tuple(st.select_slider(f"Channels in block {i}", [2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256],
-                                      key=f"train_ch{i}") for i in range(1, blocks + 1))
-    kernel = st.select_slider("Kernel size", [1, 3, 5, 7], key="train_kernel")
+    channels = tuple(st.select_slider(f"Channels in block {i}", choices(CHANNELS, f"train_ch{i}"), key=f"train_ch{i}")
+                     for i in range(1, blocks + 1))
+    kernel = st.select_slider("Kernel size", choices([1, 3, 5, 7], "train_kernel"), key="train_kernel")
     padding = st.checkbox("Padding (keep the map size through each conv)", key="train_padding")
     batch_norm = st.checkbox("Batch-norm", key="train_bn")
     activation = st.selectbox("Activation", list(ACTIVATIONS), key="train_act")
-    dense = st.select_slider("Dense layer width (0 = none)", [0, 16, 32, 64, 84, 128, 256], key="train_dense")
+    dense = st.select_slider("Dense layer width (0 = none)", choices(DENSE, "train_dense"), key="train_dense")
     dropout = st.slider("Dropout", 0.0, 0.7, step=0.05, key="train_dropout")
 with st.sidebar.expander("**Training**", expanded=True):
     optimizer = st.selectbox("Optimizer", OPTIMIZERS, key="train_optimizer")
-    lr = st.select_slider("Learning rate", LEARNING_RATES, key="train_lr")
-    batch = st.select_slider("Batch size", [16, 32, 64, 128, 256, 512], key="train_batch")
+    lr = st.select_slider("Learning rate", choices(LEARNING_RATES, "train_lr"), key="train_lr")
+    batch = st.select_slider("Batch size", choices([16, 32, 64, 128, 256, 512], "train_batch"), key="train_batch")
     epochs = st.slider("Epochs (passes over the data)", 1, 30, key="train_epochs")
     schedule = st.selectbox("Learning-rate schedule", ["onecycle", "constant"], key="train_schedule")
     seed = st.number_input("Random seed", 0, 9999, key="train_seed")
@@ -148,13 +184,9 @@ with st.expander("Saved models (models/ folder)"):
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", model_name):
             c_save.error("Use 1–40 letters, digits, '-' or '_' for the name.")
         else:
-            c_save.success(f"Saved as {save_checkpoint(result, session.MODELS_DIR / f'{model_name}.pt')}")
-    saved = sorted(p.name for p in session.MODELS_DIR.glob("*.pt"))
-    chosen = c_load.selectbox("Saved model", saved, key="train_load_name")
-    if c_load.button("Load it", key="train_btn_load", disabled=not saved):
-        try:
-            loaded = load_checkpoint(session.MODELS_DIR / chosen)
-            session.dataset(loaded.config.dataset)  # refuse a model whose data is missing here
-            session.set_current_model(loaded)
-        except ValueError as err:
-            c_load.error(str(err))
+            c_save.success(f"Saved as {save_checkpoint(result, session.models_dir() / f'{model_name}.pt')}")
+    saved = sorted(p.name for p in session.models_dir().glob("*.pt"))
+    c_load.selectbox("Saved model", saved, key="train_load_name")
+    c_load.button("Load it", key="train_btn_load", disabled=not saved, on_click=load_saved_model)
+    if "train_load_error" in st.session_state:
+        c_load.error(st.session_state.pop("train_load_error"))

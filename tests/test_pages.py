@@ -209,3 +209,57 @@ def test_a_diverged_run_is_a_lesson_not_a_crash(app):
     open_page(at, LAYERS)  # nothing to look inside: the page says so instead of drawing NaNs
     assert [w.value for w in at.warning]
     assert "layers_probabilities" not in charts(at)
+
+
+def test_auto_retrain_off_waits_for_the_train_button(app):
+    at = open_page(app, TRAIN)
+    before = model(at)
+    at.toggle(key="train_auto").set_value(False)
+    at.slider(key="train_epochs").set_value(2)
+    at.run()
+    assert_clean(at)
+    assert model(at) is before
+    assert any("Press **Train now**" in i.value for i in at.info)
+    at.button(key="train_btn_train").click()
+    at.run()
+    assert_clean(at)
+    assert model(at).config.epochs == 2
+
+
+def test_save_a_model_to_the_models_folder_and_load_it_back(app, writable_dirs):
+    at = open_page(app, TRAIN)
+    trained = model(at)
+    at.text_input(key="train_save_name").set_value("class-demo")
+    at.button(key="train_btn_save").click()
+    at.run()
+    assert_clean(at)
+    assert (writable_dirs.models / "class-demo.pt").exists()
+    assert any("class-demo.pt" in s.value for s in at.success)
+
+    at.text_input(key="train_save_name").set_value("../escape")
+    at.button(key="train_btn_save").click()
+    at.run()
+    assert any("letters, digits" in e.value for e in at.error)  # refused, nothing written outside models/
+    assert not (writable_dirs.models.parent / "escape.pt").exists()
+
+    at.slider(key="train_epochs").set_value(1)  # a different current model
+    at.run()
+    assert model(at).config != trained.config
+    at.selectbox(key="train_load_name").set_value("class-demo.pt")
+    at.button(key="train_btn_load").click()
+    at.run()
+    assert not at.exception
+    assert model(at).config == trained.config
+
+
+def test_a_broken_saved_model_gives_a_message_and_keeps_the_current_one(app, writable_dirs):
+    writable_dirs.models.mkdir(exist_ok=True)
+    (writable_dirs.models / "broken.pt").write_bytes(b"not a checkpoint")
+    at = open_page(app, TRAIN)
+    before = model(at)
+    at.selectbox(key="train_load_name").set_value("broken.pt")
+    at.button(key="train_btn_load").click()
+    at.run()
+    assert not at.exception
+    assert any("broken.pt is not a LayerLens checkpoint" in e.value for e in at.error)
+    assert model(at) is before
