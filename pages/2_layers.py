@@ -51,6 +51,10 @@ position = c_pick.slider(f"Example of '{classes[wanted]}' ({len(in_class)} in th
 c_random.button("🎲 Random", key="layers_random", on_click=pick_random, args=(data.y_test,))
 index = in_class[position]
 every_step = st.toggle("Show every step (conv, batch-norm, activation, pooling)", key="layers_every_step")
+if every_step:
+    st.caption("**conv**: each neuron's weighted sum plus bias (red above zero, blue below) · **bn**: the same, "
+               "rescaled to a steady range · **act**: the activation; with ReLU only positive sums pass, these "
+               "neurons *fire* · **pool**: the strongest value of each 2×2 square.")
 
 image = data.x_test[index]  # (C, H, W)
 outputs = layer_outputs(model, image[None])
