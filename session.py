@@ -9,8 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from layerlens.checkpoints import ModelCache
-from layerlens.inspection import confusion_matrix
 from layerlens.data import SAMPLE, ImageData, default_cache_dir, load_dataset
+from layerlens.inspection import confusion_matrix
 from layerlens.training import Progress, TrainConfig, TrainResult, preset_train_config
 
 MODEL_KEY = "current_model"  # the visitor's TrainResult; only this module reads or writes it
@@ -77,8 +77,10 @@ def percent(value: float) -> str:
 
 
 def set_current_model(result: TrainResult, rerun: bool = True) -> None:
-    """Make result the visitor's model, then rerun so every part of the page shows it (not from a callback,
-    which runs before the page anyway)."""
+    """Make result the visitor's model and rerun, so every part of the page shows it.
+
+    Callbacks pass rerun=False: the page runs right after them anyway.
+    """
     st.session_state[MODEL_KEY] = result
     if rerun:
         st.rerun()
@@ -101,9 +103,10 @@ def page_setup(title: str) -> None:
             st.caption("No model trained yet.")
         else:
             m = result.metrics
+            epochs = f"{m['epochs']} epoch{'s' if m['epochs'] != 1 else ''}"
             st.caption(f"**Model:** {len(result.config.net.channels)} conv blocks, {m['params']:,} weights  \n"
-                       f"**Data:** {result.config.dataset}, {m['epochs']} epoch{'s' if m['epochs'] != 1 else ''} on {m['train_images']:,} images  \n**Test accuracy:** {percent(m['test_accuracy'])}  \n"
-                       f"**Trained on:** {m['device']}")
+                       f"**Data:** {result.config.dataset}, {epochs} on {m['train_images']:,} images  \n"
+                       f"**Test accuracy:** {percent(m['test_accuracy'])}  \n**Trained on:** {m['device']}")
 
 
 def peek_current_model() -> TrainResult | None:

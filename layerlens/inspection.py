@@ -35,13 +35,6 @@ def layer_outputs(model: Net, images: torch.Tensor) -> OrderedDict[str, torch.Te
     return outputs
 
 
-@torch.no_grad()
-def predict_proba(model: Net, images: torch.Tensor) -> torch.Tensor:
-    """Class probabilities (N, classes) for images in [0, 1]."""
-    model.eval()
-    return torch.softmax(model(images), dim=1)
-
-
 def layer_table(model: Net) -> list[dict]:
     """One row per layer: name, kind, output shape (per image) and learned parameters."""
     net = model.config

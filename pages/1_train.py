@@ -10,7 +10,8 @@ from layerlens.checkpoints import load_checkpoint, save_checkpoint
 from layerlens.data import DATASETS, FOLDER_PREFIX, SAMPLE
 from layerlens.inspection import layer_table
 from layerlens.nets import ACTIVATIONS, PRESETS, NetConfig
-from layerlens.training import OPTIMIZERS, PRESET_TRAINING, RECOMMENDED_PRESET, TrainConfig, training_problem
+from layerlens.training import (OPTIMIZERS, PRESET_TRAINING, RECOMMENDED_PRESET, SCHEDULES, TrainConfig,
+                                training_problem)
 
 session.page_setup("Train")
 
@@ -118,7 +119,8 @@ with st.sidebar.expander("**Training**", expanded=True):
     lr = st.select_slider("Learning rate", choices(LEARNING_RATES, "train_lr"), key="train_lr")
     batch = st.select_slider("Batch size", choices([16, 32, 64, 128, 256, 512], "train_batch"), key="train_batch")
     epochs = st.slider("Epochs (passes over the data)", 1, 30, key="train_epochs")
-    schedule = st.selectbox("Learning-rate schedule", ["onecycle", "constant"], key="train_schedule")
+    schedule = st.selectbox("Learning-rate schedule", SCHEDULES, key="train_schedule",
+                            help="onecycle warms the learning rate up, then lowers it: fast and stable")
     seed = st.number_input("Random seed", 0, 9999, key="train_seed")
 
 try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from layerlens.inspection import capture, confusion_matrix, layer_outputs, layer_table, predict_proba
+from layerlens.inspection import capture, confusion_matrix, layer_outputs, layer_table
 from layerlens.nets import Net, parameter_counts
 
 
@@ -72,15 +72,6 @@ def test_layer_outputs_puts_the_model_in_eval_mode(tiny_result, tiny_data):
     assert not model.training
     # in eval mode batch-norm uses its running statistics, so one image gives the same answer alone
     assert torch.allclose(layer_outputs(model, x[:1])["classifier"], a[:1], atol=1e-5)
-
-
-def test_predict_proba_rows_are_distributions(tiny_result, tiny_data):
-    probs = predict_proba(tiny_result.model, tiny_data.x_test)
-    assert probs.shape == (30, 3)
-    assert (probs >= 0).all()
-    assert torch.allclose(probs.sum(1), torch.ones(30), atol=1e-6)
-    with torch.no_grad():
-        assert torch.equal(probs.argmax(1), tiny_result.model(tiny_data.x_test).argmax(1))
 
 
 def test_layer_table(tiny_result):
