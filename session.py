@@ -97,6 +97,7 @@ def page_setup(title: str) -> None:
         st.page_link("app.py", label="Home", icon="🔬")
         st.page_link("pages/1_train.py", label="Train", icon="🏋️")
         st.page_link("pages/2_layers.py", label="Layers", icon="🧅")
+        st.page_link("pages/3_features.py", label="Filters & features", icon="🔎")
         st.divider()
         result = peek_current_model()
         if result is None:

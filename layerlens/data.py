@@ -59,6 +59,11 @@ class ImageData:
         return len(self.classes)
 
 
+def mirror_by_default(name: str) -> bool:
+    """Whether left-right mirrored images keep their class: photos yes, digits no (a mirrored 3 is no 3)."""
+    return name == "cifar10" or name.startswith(FOLDER_PREFIX)
+
+
 def default_data_dir() -> Path:
     """Where datasets live: $LAYERLENS_DATA, else ./data."""
     return Path(os.environ.get("LAYERLENS_DATA", "data"))

@@ -131,3 +131,69 @@ def architecture_figure(rows: list[dict]) -> go.Figure:
     fig.update_xaxes(visible=False, range=[-0.55, len(shown) - 0.45])
     fig.update_yaxes(visible=False, range=[-0.05, 1.05])
     return _layout(fig, 120)
+
+
+def _to_rgb(tile: torch.Tensor, size: int) -> np.ndarray:
+    """(C, h, w) in [0, 1] → (size, size, 3) uint8, enlarged with nearest neighbours so pixels stay sharp."""
+    tile = tile.detach().float().cpu().clamp(0, 1)
+    tile = torch.nn.functional.interpolate(tile[None], size=(size, size), mode="nearest")[0]
+    tile = tile.expand(3, -1, -1) if tile.shape[0] == 1 else tile
+    return (tile.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+
+
+def image_grid(tiles: list[torch.Tensor], columns: int, labels: list[str] | None = None, title: str | None = None,
+               tile: int = 32, gap: int = 3, width: int = 900) -> go.Figure:
+    """Images (each (C, h, w) in [0, 1], any sizes) as one mosaic: every tile enlarged to tile×tile pixels."""
+    rows = math.ceil(len(tiles) / columns)
+    step, row_step = tile + gap, tile + (max(gap, 14) if labels else gap)  # room for a label under each row
+    mosaic = np.full((rows * row_step - (row_step - tile), columns * step - gap, 3), 255, dtype=np.uint8)
+    for i, t in enumerate(tiles):
+        r, c = divmod(i, columns)
+        mosaic[r * row_step:r * row_step + tile, c * step:c * step + tile] = _to_rgb(t, tile)
+    fig = go.Figure(go.Image(z=mosaic, hoverinfo="skip"))
+    for i, label in enumerate(labels or []):
+        r, c = divmod(i, columns)
+        if label:
+            fig.add_annotation(x=c * step + tile / 2, y=r * row_step + tile + (row_step - tile) / 2, text=label,
+                               showarrow=False, font=dict(size=10))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, scaleanchor="x")
+    height = int(min(1400, max(120, width * mosaic.shape[0] / mosaic.shape[1]))) + (40 if title else 10)
+    return _layout(fig, height, title)
+
+
+def stretch(image: torch.Tensor) -> torch.Tensor:
+    """Contrast-stretch an image to the full [0, 1] range, so faint patterns show."""
+    lo, hi = image.min(), image.max()
+    return (image - lo) / (hi - lo).clamp_min(1e-8)
+
+
+def kernel_tiles(kernels: torch.Tensor) -> list[torch.Tensor]:
+    """Kernels (C_out, C_in, k, k) as displayable tiles: colour for RGB input, else grey; mid-grey is zero."""
+    scale = kernels.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8)
+    tiles = kernels / (2 * scale) + 0.5  # each kernel on its own symmetric scale: its shape is what matters
+    return list(tiles if kernels.shape[1] == 3 else tiles[:, :1])
+
+
+def weight_change_figure(history: dict) -> go.Figure:
+    """How much each layer's weights changed in each epoch (relative to their size), one line per layer."""
+    fig = go.Figure()
+    for name, changes in history["weight_change"].items():
+        fig.add_trace(go.Scatter(x=list(range(1, len(changes) + 1)), y=changes, name=name, mode="lines+markers"))
+    fig.update_xaxes(title="epoch", dtick=1)
+    fig.update_yaxes(title="change in the epoch ÷ size of the weights", type="log")
+    return _layout(fig, 320)
+
+
+def depth_figure(columns: list[tuple[str, list[torch.Tensor]]], per_row: int = 3, tile: int = 48) -> go.Figure:
+    """The depth story on one screen: for each block, a few top patches, titled with its receptive field."""
+    fig = make_subplots(rows=1, cols=len(columns), subplot_titles=[title for title, _ in columns],
+                        horizontal_spacing=0.03)
+    for i, (_, tiles) in enumerate(columns, start=1):
+        grid = image_grid(tiles, per_row, tile=tile, gap=4)
+        fig.add_trace(grid.data[0], row=1, col=i)
+        fig.update_xaxes(visible=False, row=1, col=i)
+        fig.update_yaxes(visible=False, scaleanchor=f"x{i if i > 1 else ''}", row=1, col=i)
+    rows = math.ceil(max(len(t) for _, t in columns) / per_row)
+    column_width = 900 / len(columns)  # the page's width shared by the columns
+    return _layout(fig, int(60 + column_width * rows / per_row), title=" ")

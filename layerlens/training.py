@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .data import ImageData
+from .data import ImageData, mirror_by_default
 from .nets import Net, NetConfig, parameter_counts
 
 OPTIMIZERS = ("adam", "sgd")
@@ -22,7 +22,7 @@ SCHEDULES = ("onecycle", "constant")
 PRESET_TRAINING = {
     "tiny": dict(epochs=8, batch_size=64, learning_rate=0.01),
     "lenet": dict(epochs=4, batch_size=128, learning_rate=0.01),
-    "deep": dict(epochs=8, batch_size=128, learning_rate=0.005),
+    "deep": dict(epochs=5, batch_size=128, learning_rate=0.005),
 }
 
 
@@ -38,6 +38,7 @@ class TrainConfig:
     epochs: int = 8
     train_size: int = 0  # 0 = every training image
     schedule: str = "onecycle"  # one-cycle warms up then anneals the learning rate: fast, stable
+    augment: bool = False  # random horizontal flips (for photos, not digits)
     seed: int = 0
 
     def validate(self) -> None:
@@ -83,7 +84,8 @@ class TrainResult:
 
     model: Net
     config: TrainConfig
-    history: dict  # "step_loss", "step_accuracy", "epoch_*" lists, "kernels" (first-layer weights per epoch)
+    history: dict  # "step_loss", "step_accuracy", "epoch_*" lists, "kernels" (first-layer weights per epoch),
+    #                "weight_change" (layer → relative change of its weights in each epoch)
     metrics: dict  # test_accuracy, train_accuracy, seconds, train_seconds, images_per_second, ...
     diverged: str | None = None  # the explanation, when training blew up
 
@@ -100,6 +102,12 @@ def training_problem(result: TrainResult) -> str | None:
                 f"neurons into a state where they never fire again; far too low, and they barely move. "
                 f"Try a learning rate near 0.01.")
     return None
+
+
+def memory_format(net: NetConfig) -> torch.memory_format:
+    """Channels-last for colour input: oneDNN's convolutions then run ~1.4× faster on CPU (measured on CIFAR-10);
+    for grey digits it is slower (0.7× on MNIST with lenet), so they stay contiguous."""
+    return torch.channels_last if net.in_channels > 1 else torch.contiguous_format
 
 
 def pick_device() -> torch.device:
@@ -152,8 +160,10 @@ def fit(config: TrainConfig, data: ImageData, on_step: Callable[[Progress], None
                          f"{data.image_size}² images in {data.num_classes} classes.")
     device = device or pick_device()
     torch.manual_seed(config.seed)
-    model = Net(config.net).to(device)
-    x_train, y_train = (t.to(device) for t in training_subset(config, data))
+    layout = memory_format(config.net)
+    model = Net(config.net).to(device, memory_format=layout)
+    x_train, y_train = training_subset(config, data)
+    x_train, y_train = x_train.to(device).contiguous(memory_format=layout), y_train.to(device)
     x_test, y_test = data.x_test.to(device), data.y_test.to(device)
     n, bs = len(x_train), config.batch_size
     steps_per_epoch = math.ceil(n / bs)
@@ -170,6 +180,10 @@ def fit(config: TrainConfig, data: ImageData, on_step: Callable[[Progress], None
     history = {key: [] for key in ("step_loss", "step_accuracy", "epoch_train_loss", "epoch_train_accuracy",
                                    "epoch_test_loss", "epoch_test_accuracy", "epoch_seconds")}
     history["kernels"] = [first_conv.weight.detach().cpu().clone()]  # (C_out, C_in, k, k) at init, then per epoch
+    # how far each layer's weights move in each epoch, relative to their size: early layers settle first?
+    layers = {name: m.weight for name, m in model.layers.named_children() if isinstance(m, (nn.Conv2d, nn.Linear))}
+    previous = {name: w.detach().clone() for name, w in layers.items()}
+    history["weight_change"] = {name: [] for name in layers}
     diverged, step, train_seconds = None, 0, 0.0
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
     start = time.perf_counter()
@@ -181,6 +195,9 @@ def fit(config: TrainConfig, data: ImageData, on_step: Callable[[Progress], None
         for i in range(0, n, bs):
             idx = perm[i:i + bs]
             xb, yb = x_train[idx], y_train[idx]
+            if config.augment:  # mirror half the batch: a photo's mirror image shows the same class
+                flip = torch.rand(len(idx), device=device) < 0.5
+                xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
             logits = model(xb)
             loss = nn.functional.cross_entropy(logits, yb)
             optimizer.zero_grad(set_to_none=True)
@@ -211,6 +228,9 @@ def fit(config: TrainConfig, data: ImageData, on_step: Callable[[Progress], None
         history["epoch_test_accuracy"].append(test_acc)
         history["epoch_seconds"].append(time.perf_counter() - start)
         history["kernels"].append(first_conv.weight.detach().cpu().clone())
+        for name, w in layers.items():
+            history["weight_change"][name].append(((w - previous[name]).norm() / previous[name].norm()).item())
+            previous[name] = w.detach().clone()
         if on_step:
             on_step(Progress(epoch, step, total, loss_value, batch_correct / len(yb), True, test_acc))
 
@@ -242,4 +262,5 @@ def preset_train_config(preset: str, data: ImageData, **overrides) -> TrainConfi
     from .nets import preset_config
 
     net = preset_config(preset, data.channels, data.image_size, data.num_classes, data.mean, data.std)
-    return TrainConfig(net=net, dataset=data.name, **{**PRESET_TRAINING[preset], **overrides})
+    settings = {**PRESET_TRAINING[preset], "augment": mirror_by_default(data.name), **overrides}
+    return TrainConfig(net=net, dataset=data.name, **settings)

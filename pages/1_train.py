@@ -7,7 +7,7 @@ import streamlit as st
 import session
 from layerlens import plots
 from layerlens.checkpoints import load_checkpoint, save_checkpoint
-from layerlens.data import DATASETS, FOLDER_PREFIX, SAMPLE
+from layerlens.data import DATASETS, FOLDER_PREFIX, SAMPLE, mirror_by_default
 from layerlens.inspection import layer_table
 from layerlens.nets import ACTIVATIONS, PRESETS, NetConfig
 from layerlens.training import (OPTIMIZERS, PRESET_TRAINING, RECOMMENDED_PRESET, SCHEDULES, TrainConfig,
@@ -25,7 +25,8 @@ DENSE = [0, 16, 32, 64, 84, 128, 256]
 def show_network(net: NetConfig) -> None:
     """Set the architecture widgets to net's values."""
     st.session_state.update(
-        train_blocks=len(net.channels), train_kernel=net.kernel_size, train_padding=net.padding,
+        train_blocks=len(net.channels), train_kernel=net.kernel_size, train_first_kernel=net.first_kernel_size,
+        train_padding=net.padding,
         train_bn=net.batch_norm, train_act=net.activation, train_dropout=net.dropout, train_dense=net.dense,
         **{f"train_ch{i + 1}": c for i, c in enumerate(net.channels)})
     for i in range(len(net.channels), 4):  # blocks it lacks start at twice the last width
@@ -57,7 +58,8 @@ def load_saved_model() -> None:
     st.session_state.update(
         train_dataset=FOLDER if folder else config.dataset, train_optimizer=config.optimizer,
         train_lr=config.learning_rate, train_batch=config.batch_size, train_epochs=config.epochs,
-        train_size=config.train_size or "all", train_schedule=config.schedule, train_seed=config.seed)
+        train_size=config.train_size or "all", train_schedule=config.schedule, train_augment=config.augment,
+        train_seed=config.seed)
     session.set_current_model(loaded, rerun=False)
 
 
@@ -76,7 +78,9 @@ def use_sample() -> None:
 
 
 def pick_recommended_preset() -> None:
-    st.session_state.train_preset = RECOMMENDED_PRESET.get(st.session_state.train_dataset, "tiny")
+    name = st.session_state.train_dataset
+    st.session_state.update(train_preset=RECOMMENDED_PRESET.get(name, "tiny"),
+                            train_augment=mirror_by_default(FOLDER_PREFIX if name == FOLDER else name))
     apply_preset()
 
 
@@ -109,6 +113,8 @@ with st.sidebar.expander("**Architecture**", expanded=True):
     channels = tuple(st.select_slider(f"Channels in block {i}", choices(CHANNELS, f"train_ch{i}"), key=f"train_ch{i}")
                      for i in range(1, blocks + 1))
     kernel = st.select_slider("Kernel size", choices([1, 3, 5, 7], "train_kernel"), key="train_kernel")
+    first_kernel = st.select_slider("Block 1 kernel size (0 = the same)", choices([0, 3, 5, 7], "train_first_kernel"),
+                                    key="train_first_kernel", help="Bigger first kernels show clearer edge detectors.")
     padding = st.checkbox("Padding (keep the map size through each conv)", key="train_padding")
     batch_norm = st.checkbox("Batch-norm", key="train_bn")
     activation = st.selectbox("Activation", list(ACTIVATIONS), key="train_act")
@@ -119,6 +125,8 @@ with st.sidebar.expander("**Training**", expanded=True):
     lr = st.select_slider("Learning rate", choices(LEARNING_RATES, "train_lr"), key="train_lr")
     batch = st.select_slider("Batch size", choices([16, 32, 64, 128, 256, 512], "train_batch"), key="train_batch")
     epochs = st.slider("Epochs (passes over the data)", 1, 30, key="train_epochs")
+    augment = st.checkbox("Mirror images at random (photos, not digits)", key="train_augment",
+                          help="Each batch flips half its images left-right: more variety from the same data.")
     schedule = st.selectbox("Learning-rate schedule", SCHEDULES, key="train_schedule",
                             help="onecycle warms the learning rate up, then lowers it: fast and stable")
     seed = st.number_input("Random seed", 0, 9999, key="train_seed")
@@ -133,11 +141,14 @@ except ValueError as err:
 config = None
 if data is not None:
     try:
-        net = NetConfig(data.channels, data.image_size, data.num_classes, data.mean, data.std, channels, kernel,
-                        padding, batch_norm, activation, dropout, dense)
+        net = NetConfig(in_channels=data.channels, image_size=data.image_size, num_classes=data.num_classes,
+                        mean=data.mean, std=data.std, channels=channels, kernel_size=kernel,
+                        first_kernel_size=first_kernel, padding=padding, batch_norm=batch_norm, activation=activation,
+                        dropout=dropout, dense=dense)
         size = st.session_state.train_size
         size = 0 if size == "all" or size >= len(data.x_train) else size  # "all" and "more than there is" agree
-        config = TrainConfig(net, data.name, optimizer, lr, batch, epochs, size, schedule, int(seed))
+        config = TrainConfig(net=net, dataset=data.name, optimizer=optimizer, learning_rate=lr, batch_size=batch,
+                             epochs=epochs, train_size=size, schedule=schedule, augment=augment, seed=int(seed))
         config.validate()
     except ValueError as err:
         st.error(f"This network can't be built: {err}")

@@ -77,8 +77,14 @@ def test_train_page_shows_the_trained_model_and_retrains_on_a_slider(page):
     assert page.locator(ERROR_BOXES).count() == 0
 
 
+def test_features_page_shows_patches_growing_with_depth(page):
+    visit(page, "Filters & features", "Training filmstrip", "features")
+    for text in ("block 1: 3×3 px", "block 3: 18×18 px", "ch 0 wants"):
+        assert page.get_by_text(text).count() >= 1, text
+
+
 def test_home_page_explains_and_links_every_page(page):
     visit(page, "Home", "LayerLens: see how a deep network learns", "home")
-    for link in ("Train", "Layers"):
+    for link in ("Train", "Layers", "Filters & features"):
         assert page.get_by_role("link", name=link).count() >= 1
     assert page.get_by_text("Your model").count() == 1  # the same visitor's model, trained on the other pages

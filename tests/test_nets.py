@@ -181,3 +181,14 @@ def test_presets_fit_mnist_and_cifar_shapes(preset, shape):
 def test_unknown_preset_is_refused():
     with pytest.raises(ValueError, match="Unknown preset 'huge'"):
         preset_config("huge", 1, 28, 10, (0.5,), (0.5,))
+
+
+def test_a_bigger_first_kernel_only_changes_block_one():
+    config = NetConfig(in_channels=3, image_size=32, num_classes=10, mean=(0.5,) * 3, std=(0.2,) * 3,
+                       channels=(4, 8), kernel_size=3, first_kernel_size=5)
+    model = Net(config)
+    assert model.layers.conv1.kernel_size == (5, 5) and model.layers.conv2.kernel_size == (3, 3)
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+    assert config.kernel(1) == 5 and config.kernel(2) == 3
+    with pytest.raises(ValueError, match="odd"):
+        NetConfig(first_kernel_size=4).validate()

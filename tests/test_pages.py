@@ -19,7 +19,7 @@ from layerlens.data import SAMPLE
 from layerlens.training import PRESET_TRAINING
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAIN, LAYERS = "pages/1_train.py", "pages/2_layers.py"
+TRAIN, LAYERS, FEATURES = "pages/1_train.py", "pages/2_layers.py", "pages/3_features.py"
 
 
 @pytest.fixture(scope="module")
@@ -263,3 +263,26 @@ def test_a_broken_saved_model_gives_a_message_and_keeps_the_current_one(app, wri
     assert not at.exception
     assert any("broken.pt is not a LayerLens checkpoint" in e.value for e in at.error)
     assert model(at) is before
+
+
+def test_features_page_shows_the_depth_story_kernels_patches_and_filmstrip(app):
+    at = open_page(app, TRAIN)
+    open_page(at, FEATURES)
+    headers = [h.value for h in at.subheader]
+    assert headers == ["From edges to parts, on one screen", "First-layer kernels: edge detectors",
+                       "What excites each channel, and what it wants", "Training filmstrip: from noise to edge detectors"]
+    figures = charts(at)
+    assert {"features_depth", "features_kernels", "features_deeper", "features_patches", "features_filmstrip",
+            "features_weight_change"} <= figures.keys()
+    depth_titles = [a["text"] for a in figures["features_depth"]["layout"]["annotations"]]
+    assert depth_titles == ["block 1: 3×3 px", "block 2: 8×8 px", "block 3: 18×18 px"]  # fields grow with depth
+    assert sum(1 for a in figures["features_patches"]["layout"]["annotations"] if "wants" in a["text"]) == 8
+
+    at.selectbox(key="features_block").set_value(3)
+    at.select_slider(key="features_steps").set_value(0)  # no feature visualisation: patches only
+    at.slider(key="features_epoch").set_value(0)
+    at.run()
+    assert_clean(at)
+    patches = charts(at)["features_patches"]["layout"]["annotations"]
+    assert not any("wants" in a["text"] for a in patches) and any("ch 11" == a["text"] for a in patches)
+    assert any("18×18" in c.value for c in at.caption)

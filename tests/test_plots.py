@@ -131,3 +131,34 @@ def test_architecture_figure_draws_one_box_per_shown_layer(tiny_result):
         if r["parameters"]:
             assert f"{r['parameters']:,} w" in text
     assert "<b>normalize</b>" not in text and "<b>flatten</b>" not in text
+
+
+def test_image_grid_places_every_tile_and_keeps_pixels_sharp():
+    tiles = [torch.zeros(1, 3, 3), torch.ones(3, 5, 5), torch.full((1, 3, 3), 0.5)]
+    fig = plots.image_grid(tiles, columns=2, labels=["a", "", "c"], tile=12, gap=2)
+    z = np.asarray(fig.data[0].z)
+    assert z.shape[1] == 2 * 12 + 2 and z.shape[2] == 3
+    assert (z[:12, :12] == 0).all() and (z[:12, 14:26] == 255).all()  # black tile, white tile
+    assert (z[z.shape[0] - 12:, :12] == 127).all()  # mid-grey, enlarged by nearest neighbours only
+    assert [a.text for a in fig.layout.annotations] == ["a", "c"]
+
+
+def test_kernel_tiles_put_zero_at_mid_grey_and_keep_colour():
+    kernels = torch.tensor([[[[-2.0, 0.0, 2.0]] * 3] * 3])  # (1, 3, 3, 3)
+    tile = plots.kernel_tiles(kernels)[0]
+    assert tile.shape == (3, 3, 3) and tile[0, 0].tolist() == [0.0, 0.5, 1.0]
+    assert plots.kernel_tiles(kernels[:, :1])[0].shape == (1, 3, 3)
+
+
+def test_stretch_uses_the_full_range():
+    out = plots.stretch(torch.tensor([0.4, 0.5, 0.6]))
+    assert out.min() == 0 and out.max() == 1
+
+
+def test_weight_change_and_depth_figures():
+    fig = plots.weight_change_figure({"weight_change": {"conv1": [0.3, 0.1], "dense": [0.5, 0.2]}})
+    assert [t.name for t in fig.data] == ["conv1", "dense"] and fig.layout.yaxis.type == "log"
+    depth = plots.depth_figure([("block 1: 3×3 px", [torch.rand(1, 3, 3)] * 6),
+                                ("block 2: 8×8 px", [torch.rand(3, 8, 8)] * 6)])
+    assert len(depth.data) == 2 and all(t.type == "image" for t in depth.data)
+    assert [a.text for a in depth.layout.annotations] == ["block 1: 3×3 px", "block 2: 8×8 px"]

@@ -172,7 +172,7 @@ def test_key_is_stable_for_equal_configs(tiny_config):
 
 @pytest.mark.parametrize("changes", [
     dict(dataset="other"), dict(optimizer="sgd"), dict(learning_rate=0.003), dict(batch_size=32), dict(epochs=7),
-    dict(train_size=30), dict(schedule="constant"), dict(seed=1),
+    dict(train_size=30), dict(schedule="constant"), dict(augment=True), dict(seed=1),
 ], ids=lambda c: next(iter(c)))
 def test_key_changes_with_every_training_field(tiny_config, changes):
     assert dataclasses.replace(tiny_config, **changes).key() != tiny_config.key()
@@ -181,7 +181,7 @@ def test_key_changes_with_every_training_field(tiny_config, changes):
 @pytest.mark.parametrize("changes", [
     dict(in_channels=3, mean=(0.1,) * 3, std=(0.3,) * 3), dict(image_size=14), dict(num_classes=4),
     dict(mean=(0.2,)), dict(std=(0.2,)), dict(channels=(4, 16)), dict(kernel_size=5), dict(padding=False),
-    dict(batch_norm=False), dict(activation="tanh"), dict(dropout=0.1), dict(dense=0),
+    dict(batch_norm=False), dict(activation="tanh"), dict(dropout=0.1), dict(dense=0), dict(first_kernel_size=5),
 ], ids=lambda c: next(iter(c)))
 def test_key_changes_with_every_network_field(tiny_config, changes):
     changed = dataclasses.replace(tiny_config, net=dataclasses.replace(tiny_config.net, **changes))
@@ -191,10 +191,11 @@ def test_key_changes_with_every_network_field(tiny_config, changes):
 def test_every_field_is_covered_by_the_key_tests():
     # a field added later must get a line in the two tests above
     assert {f.name for f in dataclasses.fields(TrainConfig)} == {
-        "net", "dataset", "optimizer", "learning_rate", "batch_size", "epochs", "train_size", "schedule", "seed"}
+        "net", "dataset", "optimizer", "learning_rate", "batch_size", "epochs", "train_size", "schedule", "augment",
+        "seed"}
     assert {f.name for f in dataclasses.fields(NetConfig)} == {
-        "in_channels", "image_size", "num_classes", "mean", "std", "channels", "kernel_size", "padding",
-        "batch_norm", "activation", "dropout", "dense"}
+        "in_channels", "image_size", "num_classes", "mean", "std", "channels", "kernel_size", "first_kernel_size",
+        "padding", "batch_norm", "activation", "dropout", "dense"}
 
 
 def test_config_round_trips_through_a_dict_and_json(tiny_config):
@@ -225,3 +226,18 @@ def test_preset_train_config_uses_the_preset_and_overrides(tiny_data):
     assert config.batch_size == PRESET_TRAINING["tiny"]["batch_size"]
     assert config.learning_rate == PRESET_TRAINING["tiny"]["learning_rate"]
     config.validate()
+
+
+def test_weight_change_is_recorded_per_layer_and_epoch(tiny_result, tiny_config):
+    change = tiny_result.history["weight_change"]
+    assert set(change) == {"conv1", "conv2", "dense", "classifier"}
+    assert all(len(v) == tiny_config.epochs and all(x > 0 for x in v) for v in change.values())
+    first, last = tiny_result.history["kernels"][-2], tiny_result.history["kernels"][-1]
+    assert change["conv1"][-1] == pytest.approx(((last - first).norm() / first.norm()).item(), rel=1e-4)
+
+
+def test_augment_mirrors_photos_but_never_digits(tiny_data):
+    assert preset_train_config("tiny", tiny_data).augment is False  # a mirrored 3 is no 3
+    folder = dataclasses.replace(tiny_data, name="folder:/photos")
+    assert preset_train_config("tiny", folder).augment is True
+    assert preset_train_config("tiny", folder, augment=False).augment is False

@@ -1,0 +1,101 @@
+"""Filters & features page: what each channel has learned, from edges in block 1 to parts deeper down."""
+import streamlit as st
+import torch
+
+import session
+from layerlens import plots
+from layerlens.features import (channel_maxima, orientation_label, sort_by_orientation, top_patches,
+                                visualise_channels)
+
+session.page_setup("Filters & features")
+
+PATCH_IMAGES = 10_000  # test images searched for top patches
+PER_PAGE = 12  # channels shown at once
+
+
+@st.cache_data(max_entries=8, show_spinner="Searching the test images for what excites each channel…")
+def maxima(_result, key: str, blocks: int) -> dict:
+    """Every test image's strongest activation per channel, for every block (one pass, cached per model)."""
+    data = session.dataset(_result.config.dataset)
+    return channel_maxima(_result.model, data.x_test[:PATCH_IMAGES], [f"act{i}" for i in range(1, blocks + 1)])
+
+
+@st.cache_data(max_entries=32, show_spinner="Growing images that excite each channel…")
+def visualisations(_result, key: str, layer: str, channels: tuple[int, ...], steps: int) -> torch.Tensor:
+    return visualise_channels(_result.model, layer, list(channels), steps=steps)
+
+
+result, data = session.current_model()
+model, net = result.model, result.config.net
+blocks = len(net.channels)
+images = data.x_test[:PATCH_IMAGES]
+found = maxima(result, result.config.key(), blocks)
+tops = {i: top_patches(model, images, f"act{i}", k=9, maxima=found[f"act{i}"]) for i in range(1, blocks + 1)}
+
+st.title("🔎 What each channel has learned")
+st.markdown("Nobody told this network what to look for. Below, for every layer, are the pieces of test images "
+            "that make its channels fire hardest. Each piece is exactly the part of the image one neuron of "
+            "that layer can see (its **receptive field**), so the pieces grow with depth.")
+
+st.subheader("From edges to parts, on one screen")
+summary = []
+for i, top in tops.items():
+    strongest = top.values[:, 0].topk(min(4, len(top.values))).indices  # the channels that fire hardest
+    summary.append((f"block {i}: {top.field.size}×{top.field.size} px", [top.patches[c, j] for c in strongest
+                                                                        for j in range(3)]))
+st.plotly_chart(plots.depth_figure(summary), key="features_depth")
+st.caption("Each row is one channel, each tile a test image where it fired hardest. Block 1 sees a few pixels: "
+           "edges and colour changes. Each block after it sees a larger patch and combines the last block's "
+           "detectors: motifs (corners, curves), then parts of digits or objects.")
+
+st.subheader("First-layer kernels: edge detectors")
+kernels = model.layers.conv1.weight.detach()
+order = sort_by_orientation(kernels)
+st.plotly_chart(plots.image_grid([plots.kernel_tiles(kernels)[i] for i in order], columns=min(12, len(order)),
+                                 labels=[orientation_label(kernels[i]) for i in order], tile=40),
+                key="features_kernels")
+st.caption("Each tile is one kernel's weights (mid-grey = 0, light = positive, dark = negative; colour kernels "
+           "show which colours they weigh). The label is the edge direction it detects, or *blob* for a spot or "
+           "colour detector. They are sorted so that detectors of the same direction sit together.")
+if blocks > 1:
+    c_block, c_channel = st.columns(2)
+    block = c_block.selectbox("A deeper block", range(2, blocks + 1), format_func=lambda b: f"block {b}",
+                              key="features_kernel_block")
+    deeper = getattr(model.layers, f"conv{block}").weight.detach()  # (C_out, C_in, k, k)
+    channel = (c_channel.slider("Its output channel", 0, deeper.shape[0] - 1, key="features_kernel_channel")
+               if deeper.shape[0] > 1 else 0)
+    st.plotly_chart(plots.feature_grid(deeper[channel], f"conv{block}, channel {channel}: one {net.kernel(block)}×"
+                                       f"{net.kernel(block)} kernel per input channel ({deeper.shape[1]})"),
+                    key="features_deeper")
+    st.caption("A deeper channel has one kernel per map of the layer before: red weighs that map up, blue down. "
+               "It fires where the right earlier detectors fire together: that is how edges become motifs.")
+
+st.subheader("What excites each channel, and what it wants")
+c_layer, c_from, c_steps = st.columns(3)
+block = c_layer.selectbox("Block", range(1, blocks + 1), format_func=lambda b: f"block {b}", key="features_block")
+top = tops[block]
+count = top.values.shape[0]
+first = c_from.slider("First channel shown", 0, count - PER_PAGE, key="features_first") if count > PER_PAGE else 0
+steps = c_steps.select_slider("Feature-visualisation steps", [0, 25, 50, 100, 200], value=100, key="features_steps")
+channels = tuple(range(first, min(count, first + PER_PAGE)))
+wants = visualisations(result, result.config.key(), f"act{block}", channels, steps) if steps else None
+tiles, labels = [], []
+for c in channels:
+    tiles += ([plots.stretch(wants[c - first])] if wants is not None else []) + [top.patches[c, j] for j in range(9)]
+    labels += ([f"ch {c} wants"] if wants is not None else []) + [f"ch {c}" if j == 0 else "" for j in range(9)]
+st.plotly_chart(plots.image_grid(tiles, columns=10 if wants is not None else 9, labels=labels, tile=40),
+                key="features_patches")
+st.caption(f"Block {block} neurons see {top.field.size}×{top.field.size} pixels. Each row: "
+           + ("first the image grown from grey noise to excite that channel most (*what it wants*), then " if steps
+              else "") + f"the 9 test patches (out of {len(images):,} images) that excite it most (*what excites it*).")
+
+st.subheader("Training filmstrip: from noise to edge detectors")
+history = result.history
+epoch = st.slider("Epoch (0 = the random start)", 0, len(history["kernels"]) - 1, len(history["kernels"]) - 1,
+                  key="features_epoch")
+snapshot = history["kernels"][epoch]
+st.plotly_chart(plots.image_grid([plots.kernel_tiles(snapshot)[i] for i in order], columns=min(12, len(order)),
+                                 tile=40), key="features_filmstrip")
+st.plotly_chart(plots.weight_change_figure(history), key="features_weight_change")
+st.caption("Top: the first-layer kernels after each epoch, in the same order as above. Bottom: how much each "
+           "layer's weights changed in each epoch. Early layers usually settle first: their line drops soonest.")
