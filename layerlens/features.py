@@ -120,9 +120,10 @@ def visualise_channels(model: Net, layer: str, channels: list[int], steps: int =
                        jitter: int = 2, blur_every: int = 4, decay: float = 0.005, seed: int = 0) -> torch.Tensor:
     """Activation maximisation: images (len(channels), C, H, W) in [0, 1] that excite each channel most.
 
-    Starts from faint noise around grey and climbs the gradient of the channel's mean value before its
+    Starts from faint noise around grey and climbs the gradient of the channel's centre unit before its
     activation function (a ReLU that is off passes no gradient), with the regularisers that keep small
-    images legible: random jitter, a periodic blur and a pull back to grey.
+    images legible: random jitter, a periodic blur and a pull back to grey. centre_field() crops the result
+    to what that unit sees.
     """
     net = model.config
     prefix = _prefix(model, pre_activation(model, layer))
@@ -134,9 +135,11 @@ def visualise_channels(model: Net, layer: str, channels: list[int], steps: int =
     wanted = torch.tensor(channels)
     for step in range(steps):
         dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=generator))
-        out = prefix(torch.roll(image, shifts=(dy, dx), dims=(2, 3)))
-        target = out[torch.arange(len(channels)), wanted]  # (n, H, W) or (n,)
-        loss = -target.flatten(1).mean(1).sum()
+        out = prefix(torch.roll(image, shifts=(dy, dx), dims=(2, 3)))  # (n, C, H, W)
+        # the centre unit, like one neuron: a map's mean would be linear in the pixels for block 1 and
+        # be maximised by a flat colour; one unit wants a pattern inside its receptive field
+        target = out[torch.arange(len(channels)), wanted, out.shape[2] // 2, out.shape[3] // 2]
+        loss = -target.sum()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -158,9 +161,19 @@ def pre_activation(model: Net, layer: str) -> str:
 
 @torch.no_grad()
 def channel_activation(model: Net, layer: str, images: torch.Tensor, channels: list[int]) -> torch.Tensor:
-    """Mean activation of channels[i] on images[i] at layer (what visualise_channels maximises)."""
+    """Value of the centre unit of channels[i] on images[i] at layer (what visualise_channels maximises)."""
     out = _prefix(model, layer).eval()(images)
-    return out[torch.arange(len(channels)), torch.tensor(channels)].flatten(1).mean(1)
+    return out[torch.arange(len(channels)), torch.tensor(channels), out.shape[2] // 2, out.shape[3] // 2]
+
+
+def centre_field(model: Net, layer: str, images: torch.Tensor) -> torch.Tensor:
+    """Crop images (n, C, H, W) to the receptive field of layer's centre unit: what that neuron sees."""
+    sides = [model.config.image_size] + model.config.feature_sizes()  # map size before each block's pool
+    block = int(layer[-1])
+    side = sides[block - 1] if model.config.padding else sides[block - 1] - model.config.kernel(block) + 1
+    side = side // 2 if layer.startswith("pool") else side
+    field = receptive_fields(model.config)[layer]
+    return torch.stack([crop(image, field, side // 2, side // 2) for image in images])
 
 
 def kernel_orientation(kernel: torch.Tensor) -> tuple[float, float]:

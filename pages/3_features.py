@@ -4,8 +4,8 @@ import torch
 
 import session
 from layerlens import plots
-from layerlens.features import (channel_maxima, orientation_label, sort_by_orientation, top_patches,
-                                visualise_channels)
+from layerlens.features import (centre_field, channel_maxima, orientation_label, sort_by_orientation,
+                                top_patches, visualise_channels)
 
 session.page_setup("Filters & features")
 
@@ -22,7 +22,8 @@ def maxima(_result, key: str, blocks: int) -> dict:
 
 @st.cache_data(max_entries=32, show_spinner="Growing images that excite each channel…")
 def visualisations(_result, key: str, layer: str, channels: tuple[int, ...], steps: int) -> torch.Tensor:
-    return visualise_channels(_result.model, layer, list(channels), steps=steps)
+    grown = visualise_channels(_result.model, layer, list(channels), steps=steps)
+    return centre_field(_result.model, layer, grown)
 
 
 result, data = session.current_model()
@@ -86,7 +87,8 @@ for c in channels:
 st.plotly_chart(plots.image_grid(tiles, columns=10 if wants is not None else 9, labels=labels, tile=40),
                 key="features_patches")
 st.caption(f"Block {block} neurons see {top.field.size}×{top.field.size} pixels. Each row: "
-           + ("first the image grown from grey noise to excite that channel most (*what it wants*), then " if steps
+           + ("first the patch grown from grey noise to excite that channel's centre neuron most (*what it wants*), "
+              "then " if steps
               else "") + f"the 9 test patches (out of {len(images):,} images) that excite it most (*what excites it*).")
 
 st.subheader("Training filmstrip: from noise to edge detectors")

@@ -6,9 +6,9 @@ import dataclasses
 import pytest
 import torch
 
-from layerlens.features import (ReceptiveField, channel_activation, channel_maxima, crop, kernel_orientation,
-                                orientation_label, receptive_fields, sort_by_orientation, top_patches,
-                                visualise_channels)
+from layerlens.features import (ReceptiveField, centre_field, channel_activation, channel_maxima, crop,
+                                kernel_orientation, orientation_label, receptive_fields, sort_by_orientation,
+                                top_patches, visualise_channels)
 from layerlens.inspection import layer_outputs
 from layerlens.nets import PRESETS, Net, NetConfig
 
@@ -135,3 +135,12 @@ def test_sort_by_orientation_groups_directions_and_puts_blobs_last():
     spot[1, 1] = 1
     kernels = torch.stack([spot, VERTICAL, HORIZONTAL, -VERTICAL])[:, None]  # (4, 1, 3, 3)
     assert sort_by_orientation(kernels) == [2, 1, 3, 0]
+
+
+def test_centre_field_crops_what_the_centre_neuron_sees(tiny_result):
+    fields = receptive_fields(tiny_result.model.config)
+    images = torch.rand(2, 1, 12, 12)
+    for layer in ("act1", "act2"):
+        assert centre_field(tiny_result.model, layer, images).shape == (2, 1, fields[layer].size, fields[layer].size)
+    # block 1's centre unit of a 12×12 map is (6, 6): its 3×3 window is rows and columns 5..7
+    assert torch.equal(centre_field(tiny_result.model, "act1", images)[:, :, 1, 1], images[:, :, 6, 6])
