@@ -22,7 +22,7 @@ SCHEDULES = ("onecycle", "constant")
 PRESET_TRAINING = {
     "tiny": dict(epochs=8, batch_size=64, learning_rate=0.01),
     "lenet": dict(epochs=4, batch_size=128, learning_rate=0.01),
-    "deep": dict(epochs=5, batch_size=128, learning_rate=0.005),
+    "deep": dict(epochs=4, batch_size=128, learning_rate=0.005),
 }
 
 
