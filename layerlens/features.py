@@ -206,3 +206,11 @@ def sort_by_orientation(kernels: torch.Tensor) -> list[int]:
         angle, coherence = kernel_orientation(kernel)
         keys.append((coherence < 0.3, round(angle / 45) % 4, i))
     return [i for *_, i in sorted(keys)]
+
+
+def settling_order(history: dict) -> list[tuple[str, float]]:
+    """Conv layers with their mean distance from their final form over the epochs between start and end,
+    soonest settled first."""
+    distance = history["distance_to_final"]
+    means = {name: sum(d[1:-1]) / max(1, len(d) - 2) for name, d in distance.items() if name.startswith("conv")}
+    return sorted(means.items(), key=lambda item: item[1])

@@ -146,7 +146,7 @@ def image_grid(tiles: list[torch.Tensor], columns: int, labels: list[str] | None
     """Images (each (C, h, w) in [0, 1], any sizes) as one mosaic: every tile enlarged to tile×tile pixels."""
     rows = math.ceil(len(tiles) / columns)
     step, row_step = tile + gap, tile + (max(gap, 14) if labels else gap)  # room for a label under each row
-    mosaic = np.full((rows * row_step - (row_step - tile), columns * step - gap, 3), 255, dtype=np.uint8)
+    mosaic = np.full((rows * row_step - (row_step - tile), columns * step - gap, 3), 200, dtype=np.uint8)  # grey gaps frame white tiles
     for i, t in enumerate(tiles):
         r, c = divmod(i, columns)
         mosaic[r * row_step:r * row_step + tile, c * step:c * step + tile] = _to_rgb(t, tile)
@@ -169,19 +169,28 @@ def stretch(image: torch.Tensor) -> torch.Tensor:
 
 
 def kernel_tiles(kernels: torch.Tensor) -> list[torch.Tensor]:
-    """Kernels (C_out, C_in, k, k) as displayable tiles: colour for RGB input, else grey; mid-grey is zero."""
+    """Kernels (C_out, C_in, k, k) as displayable RGB tiles, each on its own scale symmetric around zero.
+
+    Colour input: the kernel's own colours, mid-grey = 0. Grey input: a diverging scale, white = 0,
+    red positive, blue negative.
+    """
+    from matplotlib import colormaps
+
     scale = kernels.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8)
-    tiles = kernels / (2 * scale) + 0.5  # each kernel on its own symmetric scale: its shape is what matters
-    return list(tiles if kernels.shape[1] == 3 else tiles[:, :1])
+    tiles = (kernels / (2 * scale) + 0.5).detach().cpu()  # its shape is what matters, not its size
+    if kernels.shape[1] == 3:
+        return list(tiles)
+    rgb = colormaps["RdBu_r"](tiles[:, 0].numpy())[..., :3]  # (C_out, k, k, 3)
+    return list(torch.from_numpy(rgb).float().permute(0, 3, 1, 2))
 
 
-def weight_change_figure(history: dict) -> go.Figure:
-    """How much each layer's weights changed in each epoch (relative to their size), one line per layer."""
+def settling_figure(history: dict) -> go.Figure:
+    """How far each layer's weights are from their final form after each epoch (0 = settled)."""
     fig = go.Figure()
-    for name, changes in history["weight_change"].items():
-        fig.add_trace(go.Scatter(x=list(range(1, len(changes) + 1)), y=changes, name=name, mode="lines+markers"))
-    fig.update_xaxes(title="epoch", dtick=1)
-    fig.update_yaxes(title="change in the epoch ÷ size of the weights", type="log")
+    for name, distance in history["distance_to_final"].items():
+        fig.add_trace(go.Scatter(x=list(range(len(distance))), y=distance, name=name, mode="lines+markers"))
+    fig.update_xaxes(title="epoch (0 = random start)", dtick=1)
+    fig.update_yaxes(title="distance from final weights", rangemode="tozero")
     return _layout(fig, 320)
 
 

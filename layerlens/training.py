@@ -85,7 +85,7 @@ class TrainResult:
     model: Net
     config: TrainConfig
     history: dict  # "step_loss", "step_accuracy", "epoch_*" lists, "kernels" (first-layer weights per epoch),
-    #                "weight_change" (layer → relative change of its weights in each epoch)
+    #                "distance_to_final" (layer → 1 − cosine similarity to its final weights, per epoch from 0)
     metrics: dict  # test_accuracy, train_accuracy, seconds, train_seconds, images_per_second, ...
     diverged: str | None = None  # the explanation, when training blew up
 
@@ -180,10 +180,9 @@ def fit(config: TrainConfig, data: ImageData, on_step: Callable[[Progress], None
     history = {key: [] for key in ("step_loss", "step_accuracy", "epoch_train_loss", "epoch_train_accuracy",
                                    "epoch_test_loss", "epoch_test_accuracy", "epoch_seconds")}
     history["kernels"] = [first_conv.weight.detach().cpu().clone()]  # (C_out, C_in, k, k) at init, then per epoch
-    # how far each layer's weights move in each epoch, relative to their size: early layers settle first?
+    # every layer's weights after each epoch, to measure at the end when each one reached its final form
     layers = {name: m.weight for name, m in model.layers.named_children() if isinstance(m, (nn.Conv2d, nn.Linear))}
-    previous = {name: w.detach().clone() for name, w in layers.items()}
-    history["weight_change"] = {name: [] for name in layers}
+    snapshots = {name: [w.detach().clone()] for name, w in layers.items()}
     diverged, step, train_seconds = None, 0, 0.0
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
     start = time.perf_counter()
@@ -229,12 +228,16 @@ def fit(config: TrainConfig, data: ImageData, on_step: Callable[[Progress], None
         history["epoch_seconds"].append(time.perf_counter() - start)
         history["kernels"].append(first_conv.weight.detach().cpu().clone())
         for name, w in layers.items():
-            history["weight_change"][name].append(((w - previous[name]).norm() / previous[name].norm()).item())
-            previous[name] = w.detach().clone()
+            snapshots[name].append(w.detach().clone())
         if on_step:
             on_step(Progress(epoch, step, total, loss_value, batch_correct / len(yb), True, test_acc))
 
     seconds = time.perf_counter() - start
+    # 1 − cosine similarity to the final weights: 0 once a layer has its final form (blind to the weights'
+    # overall scale, which batch-norm makes meaningless)
+    history["distance_to_final"] = {
+        name: [1 - nn.functional.cosine_similarity(w.flatten(), shots[-1].flatten(), dim=0).item() for w in shots]
+        for name, shots in snapshots.items()}
     model.eval()
     images = step * bs if step < total else n * config.epochs
     metrics = {

@@ -8,7 +8,7 @@ import torch
 
 from layerlens.features import (ReceptiveField, centre_field, channel_activation, channel_maxima, crop,
                                 kernel_orientation, orientation_label, receptive_fields, sort_by_orientation,
-                                top_patches, visualise_channels)
+                                settling_order, top_patches, visualise_channels)
 from layerlens.inspection import layer_outputs
 from layerlens.nets import PRESETS, Net, NetConfig
 
@@ -144,3 +144,9 @@ def test_centre_field_crops_what_the_centre_neuron_sees(tiny_result):
         assert centre_field(tiny_result.model, layer, images).shape == (2, 1, fields[layer].size, fields[layer].size)
     # block 1's centre unit of a 12×12 map is (6, 6): its 3×3 window is rows and columns 5..7
     assert torch.equal(centre_field(tiny_result.model, "act1", images)[:, :, 1, 1], images[:, :, 6, 6])
+
+
+def test_settling_order_ranks_conv_layers_by_mean_distance_during_training():
+    history = {"distance_to_final": {"conv1": [0.5, 0.1, 0.05, 0.0], "conv2": [0.5, 0.3, 0.1, 0.0],
+                                     "dense": [0.5, 0.01, 0.0, 0.0]}}
+    assert settling_order(history) == [("conv1", pytest.approx(0.075)), ("conv2", pytest.approx(0.2))]

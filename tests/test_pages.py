@@ -273,7 +273,7 @@ def test_features_page_shows_the_depth_story_kernels_patches_and_filmstrip(app):
                        "What excites each channel, and what it wants", "Training filmstrip: from noise to edge detectors"]
     figures = charts(at)
     assert {"features_depth", "features_kernels", "features_deeper", "features_patches", "features_filmstrip",
-            "features_weight_change"} <= figures.keys()
+            "features_settling"} <= figures.keys()
     depth_titles = [a["text"] for a in figures["features_depth"]["layout"]["annotations"]]
     assert depth_titles == ["block 1: 3×3 px", "block 2: 8×8 px", "block 3: 18×18 px"]  # fields grow with depth
     assert sum(1 for a in figures["features_patches"]["layout"]["annotations"] if "wants" in a["text"]) == 8

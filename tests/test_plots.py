@@ -138,7 +138,7 @@ def test_image_grid_places_every_tile_and_keeps_pixels_sharp():
     fig = plots.image_grid(tiles, columns=2, labels=["a", "", "c"], tile=12, gap=2)
     z = np.asarray(fig.data[0].z)
     assert z.shape[1] == 2 * 12 + 2 and z.shape[2] == 3
-    assert (z[:12, :12] == 0).all() and (z[:12, 14:26] == 255).all()  # black tile, white tile
+    assert (z[:12, :12] == 0).all() and (z[:12, 14:26] == 255).all() and (z[:12, 12] == 200).all()  # gap
     assert (z[z.shape[0] - 12:, :12] == 127).all()  # mid-grey, enlarged by nearest neighbours only
     assert [a.text for a in fig.layout.annotations] == ["a", "c"]
 
@@ -147,7 +147,10 @@ def test_kernel_tiles_put_zero_at_mid_grey_and_keep_colour():
     kernels = torch.tensor([[[[-2.0, 0.0, 2.0]] * 3] * 3])  # (1, 3, 3, 3)
     tile = plots.kernel_tiles(kernels)[0]
     assert tile.shape == (3, 3, 3) and tile[0, 0].tolist() == [0.0, 0.5, 1.0]
-    assert plots.kernel_tiles(kernels[:, :1])[0].shape == (1, 3, 3)
+    grey = plots.kernel_tiles(kernels[:, :1])[0]  # diverging: blue below zero, white at zero, red above
+    assert grey.shape == (3, 3, 3)
+    negative, zero, positive = grey[:, 0, 0], grey[:, 0, 1], grey[:, 0, 2]
+    assert negative[2] > negative[0] and positive[0] > positive[2] and zero.min() > 0.9
 
 
 def test_stretch_uses_the_full_range():
@@ -156,8 +159,8 @@ def test_stretch_uses_the_full_range():
 
 
 def test_weight_change_and_depth_figures():
-    fig = plots.weight_change_figure({"weight_change": {"conv1": [0.3, 0.1], "dense": [0.5, 0.2]}})
-    assert [t.name for t in fig.data] == ["conv1", "dense"] and fig.layout.yaxis.type == "log"
+    fig = plots.settling_figure({"distance_to_final": {"conv1": [0.3, 0.1, 0.0], "dense": [0.5, 0.2, 0.0]}})
+    assert [t.name for t in fig.data] == ["conv1", "dense"] and list(fig.data[0].x) == [0, 1, 2]
     depth = plots.depth_figure([("block 1: 3×3 px", [torch.rand(1, 3, 3)] * 6),
                                 ("block 2: 8×8 px", [torch.rand(3, 8, 8)] * 6)])
     assert len(depth.data) == 2 and all(t.type == "image" for t in depth.data)

@@ -228,12 +228,14 @@ def test_preset_train_config_uses_the_preset_and_overrides(tiny_data):
     config.validate()
 
 
-def test_weight_change_is_recorded_per_layer_and_epoch(tiny_result, tiny_config):
-    change = tiny_result.history["weight_change"]
-    assert set(change) == {"conv1", "conv2", "dense", "classifier"}
-    assert all(len(v) == tiny_config.epochs and all(x > 0 for x in v) for v in change.values())
-    first, last = tiny_result.history["kernels"][-2], tiny_result.history["kernels"][-1]
-    assert change["conv1"][-1] == pytest.approx(((last - first).norm() / first.norm()).item(), rel=1e-4)
+def test_distance_to_final_is_recorded_per_layer_and_epoch(tiny_result, tiny_config):
+    distance = tiny_result.history["distance_to_final"]
+    assert set(distance) == {"conv1", "conv2", "dense", "classifier"}
+    assert all(len(d) == tiny_config.epochs + 1 for d in distance.values())
+    assert all(abs(d[-1]) < 1e-6 and d[0] > 0.01 for d in distance.values())  # ends at its final form
+    first, last = tiny_result.history["kernels"][0].flatten(), tiny_result.history["kernels"][-1].flatten()
+    assert distance["conv1"][0] == pytest.approx(1 - torch.nn.functional.cosine_similarity(first, last, dim=0).item(),
+                                                 abs=1e-5)
 
 
 def test_augment_mirrors_photos_but_never_digits(tiny_data):
