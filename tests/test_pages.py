@@ -286,3 +286,23 @@ def test_features_page_shows_the_depth_story_kernels_patches_and_filmstrip(app):
     patches = charts(at)["features_patches"]["layout"]["annotations"]
     assert not any("wants" in a["text"] for a in patches) and any("ch 11" == a["text"] for a in patches)
     assert any("18×18" in c.value for c in at.caption)
+
+
+def test_a_teachers_image_folder_trains_and_a_wrong_path_explains_itself(app, make_image_folder, tmp_path):
+    root = make_image_folder(per_class=(12, 6), colour="all")
+    at = open_page(app, TRAIN)
+    at.selectbox(key="train_dataset").set_value("an image folder…")
+    at.run()
+    assert_clean(at)  # no path yet: nothing to load, nothing breaks
+    at.text_input(key="train_folder").set_value(str(tmp_path / "nowhere"))
+    at.run()
+    assert not at.exception
+    assert any("No image folder at" in e.value for e in at.error)
+    at.text_input(key="train_folder").set_value(str(root))
+    at.run()
+    assert_clean(at)
+    trained = model(at)
+    assert trained.config.dataset == f"folder:{root}" and trained.config.augment  # photos are mirrored
+    assert trained.config.net.in_channels == 3 and trained.config.net.num_classes == 2
+    open_page(at, LAYERS)
+    assert "The true label is" in text(at)
