@@ -29,7 +29,8 @@ wide each one is and how they connect is the designer's choice: on the **Train**
 st.subheader("Try it")
 c1, c2, c3 = st.columns(3)
 with c1:
-    st.page_link("pages/1_train.py", label="**Train**: move sliders, retrain in seconds, watch the loss fall", icon="🏋️")
+    st.page_link("pages/1_train.py", label="**Train**: move sliders, retrain in seconds, watch the loss fall",
+                 icon="🏋️")
 with c2:
     st.page_link("pages/2_layers.py", label="**Layers**: pick an image and follow it through every layer", icon="🧅")
 with c3:

@@ -5,7 +5,6 @@ from collections import OrderedDict
 from contextlib import contextmanager
 
 import torch
-from torch import nn
 
 from .nets import Net
 

@@ -146,7 +146,8 @@ def image_grid(tiles: list[torch.Tensor], columns: int, labels: list[str] | None
     """Images (each (C, h, w) in [0, 1], any sizes) as one mosaic: every tile enlarged to tile×tile pixels."""
     rows = math.ceil(len(tiles) / columns)
     step, row_step = tile + gap, tile + (max(gap, 14) if labels else gap)  # room for a label under each row
-    mosaic = np.full((rows * row_step - (row_step - tile), columns * step - gap, 3), 200, dtype=np.uint8)  # grey gaps frame white tiles
+    # grey gaps, so that white tiles keep their edges
+    mosaic = np.full((rows * row_step - (row_step - tile), columns * step - gap, 3), 200, dtype=np.uint8)
     for i, t in enumerate(tiles):
         r, c = divmod(i, columns)
         mosaic[r * row_step:r * row_step + tile, c * step:c * step + tile] = _to_rgb(t, tile)

@@ -188,7 +188,8 @@ with st.expander("As a table"):
 st.subheader("Which classes get confused?")
 st.caption("Rows are the true class, columns the network's answer: the diagonal is right, everything else a mistake.")
 shown_data = session.dataset(result.config.dataset)
-st.plotly_chart(plots.confusion_figure(session.test_confusion(result, result.config.key()), shown_data.classes), key="train_confusion")
+st.plotly_chart(plots.confusion_figure(session.test_confusion(result, result.config.key()), shown_data.classes),
+                key="train_confusion")
 
 with st.expander("Saved models (models/ folder)"):
     c_save, c_load = st.columns(2)
