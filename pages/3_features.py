@@ -4,7 +4,7 @@ import torch
 
 import session
 from layerlens import plots
-from layerlens.features import (centre_field, channel_maxima, orientation_label, settling_order,
+from layerlens.features import (TopPatches, centre_field, channel_maxima, orientation_label, settling_order,
                                 sort_by_orientation, top_patches, visualise_channels)
 
 session.page_setup("Filters & features")
@@ -14,10 +14,12 @@ PER_PAGE = 12  # channels shown at once
 
 
 @st.cache_data(max_entries=8, show_spinner="Searching the test images for what excites each channel…")
-def maxima(_result, key: str, blocks: int) -> dict:
-    """Every test image's strongest activation per channel, for every block (one pass, cached per model)."""
-    data = session.dataset(_result.config.dataset)
-    return channel_maxima(_result.model, data.x_test[:PATCH_IMAGES], [f"act{i}" for i in range(1, blocks + 1)])
+def block_patches(_result, key: str) -> dict[int, TopPatches]:
+    """Every block's top 9 test patches per channel (one pass over the images, cached per model)."""
+    model, images = _result.model, session.dataset(_result.config.dataset).x_test[:PATCH_IMAGES]
+    blocks = range(1, len(_result.config.net.channels) + 1)
+    found = channel_maxima(model, images, [f"act{i}" for i in blocks])
+    return {i: top_patches(model, images, f"act{i}", k=9, maxima=found[f"act{i}"]) for i in blocks}
 
 
 @st.cache_data(max_entries=32, show_spinner="Growing images that excite each channel…")
@@ -29,9 +31,7 @@ def visualisations(_result, key: str, layer: str, channels: tuple[int, ...], ste
 result, data = session.current_model()
 model, net = result.model, result.config.net
 blocks = len(net.channels)
-images = data.x_test[:PATCH_IMAGES]
-found = maxima(result, result.config.key(), blocks)
-tops = {i: top_patches(model, images, f"act{i}", k=9, maxima=found[f"act{i}"]) for i in range(1, blocks + 1)}
+tops = block_patches(result, result.config.key())
 
 st.title("🔎 What each channel has learned")
 st.markdown("Nobody told this network what to look for. Below, for every layer, are the pieces of test images "
@@ -89,7 +89,8 @@ st.plotly_chart(plots.image_grid(tiles, columns=10 if wants is not None else 9, 
 st.caption(f"Block {block} neurons see {top.field.size}×{top.field.size} pixels. Each row: "
            + ("first the patch grown from grey noise to excite that channel's centre neuron most (*what it wants*), "
               "then " if steps
-              else "") + f"the 9 test patches (out of {len(images):,} images) that excite it most (*what excites it*).")
+              else "") + f"the 9 test patches (out of {min(PATCH_IMAGES, len(data.x_test)):,} images) that excite it "
+           "most (*what excites it*).")
 
 st.subheader("Training filmstrip: from noise to edge detectors")
 history = result.history
