@@ -71,10 +71,6 @@ def test_confusion(_result: TrainResult, key: str):
     return confusion_matrix(_result.model, data.x_test, data.y_test, data.num_classes)
 
 
-def default_config(data: ImageData) -> TrainConfig:
-    return preset_train_config("tiny", data)
-
-
 def percent(value: float) -> str:
     """0.979 → '97.9%'; a diverged run's missing accuracy → '—'."""
     return "—" if value != value else f"{value:.1%}"
@@ -124,7 +120,7 @@ def current_model() -> tuple[TrainResult, ImageData]:
     if MODEL_KEY not in st.session_state:
         st.info("No model trained yet, so LayerLens first trains the default one (a few seconds)…")
         data = dataset(SAMPLE)
-        set_current_model(train_with_progress(default_config(data), data))  # reruns the page
+        set_current_model(train_with_progress(preset_train_config("tiny", data), data))  # reruns the page
     result = st.session_state[MODEL_KEY]
     if result.diverged:
         st.warning("Your current model diverged while training, so its weights are no longer numbers and there is "
