@@ -21,13 +21,19 @@ Nobody writes these filters by hand. **Learning** means finding weights that map
 right answers: the network guesses, measures its error, feeds the error back through every layer and
 nudges every weight a little, thousands of times. More examples usually mean better accuracy.
 
+**Deep versus traditional.** Traditional machine learning (logistic regression, decision trees,
+nearest neighbours, SVMs) works on **features** that people choose or design, often on smaller data, and
+many of its models are *white boxes*: you can read how they decide. A deep network learns its own features
+from raw pixels, usually wants more data, and is a *black box*: millions of weights that mean little
+one by one. The **Traditional ML** page measures both on the same images instead of taking this on trust.
+
 **How big is a network?** The default one here has about 15,000 weights; LeCun's LeNet (1998) had
 about 60,000; image models today have millions and language models billions. How many layers, how
 wide each one is and how they connect is the designer's choice: on the **Train** page, it is yours.
 """
 )
 st.subheader("Try it")
-c1, c2, c3 = st.columns(3)
+c1, c2, c3, c4 = st.columns(4)
 with c1:
     st.page_link("pages/1_train.py", label="**Train**: move sliders, retrain in seconds, watch the loss fall",
                  icon="🏋️")
@@ -35,6 +41,9 @@ with c2:
     st.page_link("pages/2_layers.py", label="**Layers**: pick an image and follow it through every layer", icon="🧅")
 with c3:
     st.page_link("pages/3_features.py", label="**Filters & features**: what each channel has learned", icon="🔎")
+with c4:
+    st.page_link("pages/4_classic.py", label="**Traditional ML**: five classic models against the CNN, measured",
+                 icon="⚖️")
 st.subheader("Right now")
 result = session.peek_current_model()
 if result is None:

@@ -2,18 +2,25 @@
 from __future__ import annotations
 
 import os
+import random
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import streamlit as st
+import torch
 
 from layerlens.checkpoints import ModelCache
+from layerlens.classic import (FEATURES, MODELS, ClassicConfig, ClassicResult, cnn_test_probabilities,
+                               curve_train_config, feature_matrix, fit_classic)
 from layerlens.data import SAMPLE, ImageData, default_cache_dir, load_dataset
 from layerlens.inspection import confusion_matrix
-from layerlens.training import Progress, TrainConfig, TrainResult, preset_train_config
+from layerlens.training import Progress, TrainConfig, TrainResult, preset_train_config, subset_indices
 
 MODEL_KEY = "current_model"  # the visitor's TrainResult; only this module reads or writes it
+CLASSIC_KEY = "classic_models"  # the visitor's latest traditional models (ClassicResults), for every page
+KEPT_WIDGETS = ("train_", "classic_")  # pages whose settings survive a visit to another page
 
 
 def models_dir() -> Path:
@@ -91,13 +98,14 @@ def page_setup(title: str) -> None:
     st.set_page_config(page_title=f"LayerLens · {title}", page_icon="🔬", layout="wide")
     # Streamlit forgets the state of widgets that are not on screen; re-assigning it keeps the
     # Train page's settings when the visitor looks at another page and comes back.
-    for key in [k for k in st.session_state if str(k).startswith("train_") and not str(k).startswith("train_btn_")]:
+    for key in [k for k in st.session_state if str(k).startswith(KEPT_WIDGETS) and "_btn_" not in str(k)]:
         st.session_state[key] = st.session_state[key]
     with st.sidebar:
         st.page_link("app.py", label="Home", icon="🔬")
         st.page_link("pages/1_train.py", label="Train", icon="🏋️")
         st.page_link("pages/2_layers.py", label="Layers", icon="🧅")
         st.page_link("pages/3_features.py", label="Filters & features", icon="🔎")
+        st.page_link("pages/4_classic.py", label="Traditional ML", icon="⚖️")
         st.divider()
         result = peek_current_model()
         if result is None:
@@ -133,3 +141,111 @@ def current_model() -> tuple[TrainResult, ImageData]:
         st.error(f"The current model was trained on data that is not available here. {err}")
         st.stop()
     return result, data
+
+
+def pick_test_image(prefix: str, labels: torch.Tensor, classes: tuple[str, ...]) -> int:
+    """Widgets to choose a test image by class and example (plus a random pick); returns its index."""
+    index_key, class_key = f"{prefix}_index", f"{prefix}_class"
+
+    def pick_random() -> None:
+        index = random.randrange(len(labels))
+        label = int(labels[index])
+        st.session_state[class_key] = label
+        st.session_state[index_key] = int((labels[:index] == label).sum())
+
+    if index_key not in st.session_state:
+        st.session_state[index_key] = 0
+    if st.session_state.get(class_key, 0) >= len(classes):  # kept from a dataset with more classes
+        st.session_state[class_key] = 0
+    c_class, c_pick, c_random = st.columns([2, 3, 1])
+    wanted = c_class.selectbox("Class", range(len(classes)), format_func=lambda i: classes[i], key=class_key)
+    in_class = torch.nonzero(labels == wanted).flatten().tolist()
+    st.session_state[index_key] = min(st.session_state[index_key], len(in_class) - 1)
+    position = c_pick.slider(f"Example of '{classes[wanted]}' ({len(in_class)} in the test set)", 0,
+                             max(1, len(in_class) - 1), key=index_key, disabled=len(in_class) < 2)
+    c_random.button("🎲 Random", key=f"{prefix}_btn_random", on_click=pick_random)
+    return in_class[min(position, len(in_class) - 1)]
+
+
+@st.cache_resource(max_entries=16, show_spinner="Making the features…")
+def classic_rows(name: str, kind: str, hog_cell: int, cnn_key: str, size: int, seed: int, split: str,
+                 _model) -> tuple[np.ndarray, np.ndarray]:
+    """Feature rows and labels of a dataset's training subset (split "train") or test subset ("test")."""
+    data = dataset(name)
+    if split == "train":
+        idx = subset_indices(len(data.x_train), size, seed)  # the images the CNN uses for this size
+        images, labels = data.x_train[idx], data.y_train[idx]
+    else:
+        idx = subset_indices(len(data.x_test), size, seed)
+        images, labels = data.x_test[idx], data.y_test[idx]
+    return feature_matrix(kind, images, hog_cell, _model), labels.numpy()
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def classic_model(config: ClassicConfig, _cnn) -> ClassicResult:
+    """A traditional model fitted as config says (shared by every visitor: same config, same model)."""
+    data = dataset(config.dataset)
+    rows = (config.dataset, config.features, config.hog_cell, config.cnn)
+    x_train, y_train = classic_rows(*rows, config.train_size, config.seed, "train", _cnn)
+    x_test, y_test = classic_rows(*rows, config.test_size, 0, "test", _cnn)
+    return fit_classic(config, x_train, y_train, x_test, y_test, data.num_classes)
+
+
+def classic_models(configs: list[ClassicConfig], cnn) -> list[ClassicResult]:
+    """The fitted models for configs, from the cache or fitted now with a progress bar.
+
+    A model that cannot be fitted (say, a HOG cell too big for the images) gets a message and is left out.
+    """
+    bar = st.progress(0.0)
+    fitted, failed = [], {}  # failed: message → the models it stopped
+    for i, config in enumerate(configs):
+        label = f"{MODELS[config.model].label} on {FEATURES[config.features]}"
+        size = f"{config.train_size:,}" if config.train_size else "all"
+        bar.progress(i / len(configs), text=f"Training {label} ({size} training images): model {i + 1} of "
+                                            f"{len(configs)}…")
+        try:
+            fitted.append(classic_model(config, cnn))
+        except ValueError as err:
+            failed.setdefault(str(err), []).append(label)
+    bar.empty()
+    for message, labels in failed.items():
+        who = (f"Traditional models on {FEATURES[configs[0].features]}" if len(labels) == len(configs)
+               else ", ".join(labels))
+        st.error(f"{who}: {message}")
+    return fitted
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def cnn_test_scores(_result: TrainResult, key: str) -> tuple[np.ndarray, float]:
+    """The CNN's probabilities for every test image, and how many seconds predicting them took."""
+    return cnn_test_probabilities(_result.model, dataset(_result.config.dataset).x_test)
+
+
+@st.cache_resource
+def _curve_store() -> dict:
+    """Measured learning curves, by what they measured (shared by every visitor)."""
+    return {}
+
+
+def learning_curves(result: TrainResult, data: ImageData, configs: list[ClassicConfig], cnn_sizes: list[int],
+                    measure: bool) -> dict[str, list[tuple[int, float]]] | None:
+    """Test accuracy against training-set size: the CNN's recipe retrained on each of cnn_sizes images, and each
+    traditional model as configs say. Measured (with a progress bar) only when measure is true, then kept."""
+    key = (result.config.key(), tuple(cnn_sizes), tuple(c.key() for c in configs))
+    if key in _curve_store() or not measure:
+        return _curve_store().get(key)
+    curves = {"CNN": []}
+    bar = st.progress(0.0)
+    jobs = len(configs) + len(cnn_sizes)
+    for i, size in enumerate(cnn_sizes):
+        bar.progress(i / jobs, text=f"Training the CNN on {size:,} images ({i + 1} of {jobs})…")
+        config = curve_train_config(result.config, size, len(data.x_train))
+        curves["CNN"].append((size, model_cache().get_or_train(config, data).metrics["test_accuracy"]))
+    for i, config in enumerate(configs, start=len(cnn_sizes)):
+        size = config.train_size or len(data.x_train)
+        bar.progress(i / jobs, text=f"Training {MODELS[config.model].label} on {size:,} images ({i + 1} of {jobs})…")
+        found = classic_model(config, result.model)
+        curves.setdefault(found.label, []).append((found.train_images, found.test_accuracy))
+    bar.empty()
+    _curve_store()[key] = curves
+    return curves

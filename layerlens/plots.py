@@ -207,3 +207,83 @@ def depth_figure(columns: list[tuple[str, list[torch.Tensor]]], per_row: int = 3
     rows = math.ceil(max(len(t) for _, t in columns) / per_row)
     column_width = 900 / len(columns)  # the page's width shared by the columns
     return _layout(fig, int(60 + column_width * rows / per_row), title=" ")
+
+
+def confusion_grid(matrices: list[tuple[str, torch.Tensor]], classes: tuple[str, ...], columns: int = 3) -> go.Figure:
+    """Several models' confusion matrices side by side in one figure, one colour scale each."""
+    rows = math.ceil(len(matrices) / columns)
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=[name for name, _ in matrices],
+                        horizontal_spacing=0.03, vertical_spacing=0.12 / rows)
+    labels = list(classes)
+    for i, (name, counts) in enumerate(matrices):
+        c = counts.cpu().numpy()
+        fig.add_trace(go.Heatmap(z=c, x=labels, y=labels, colorscale="Blues", text=c, texttemplate="%{text}",
+                                 showscale=False, hovertemplate=name + ": true %{y}, predicted %{x}: %{z}"
+                                                                       "<extra></extra>"),
+                      row=i // columns + 1, col=i % columns + 1)
+    # class names only along the outer edges, so long ones never run into the next matrix
+    fig.update_xaxes(type="category", showticklabels=False)
+    fig.update_xaxes(title="predicted", showticklabels=True, row=rows)
+    fig.update_yaxes(type="category", autorange="reversed", showticklabels=False)
+    fig.update_yaxes(title="true", showticklabels=True, automargin=True, col=1)
+    return _layout(fig, 320 * rows + 60, title=" ")
+
+
+def accuracy_figure(rows: list[dict], cnn_accuracy: float) -> go.Figure:
+    """Test accuracy per traditional model, one bar per kind of features, the CNN's as a dashed line.
+
+    rows: dicts with "model", "features" and "accuracy".
+    """
+    fig = go.Figure()
+    colours = iter(["#1f77b4", "#ff7f0e", "#9467bd", "#2ca02c"])  # red is the CNN's
+    for kind in dict.fromkeys(r["features"] for r in rows):
+        mine = [r for r in rows if r["features"] == kind]
+        fig.add_trace(go.Bar(x=[r["model"] for r in mine], y=[r["accuracy"] for r in mine], name=kind,
+                             marker_color=next(colours), text=[f"{r['accuracy']:.1%}" for r in mine],
+                             textposition="outside", hovertemplate="%{x} on " + kind + ": %{y:.1%}<extra></extra>"))
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    fig.add_trace(go.Scatter(x=models, y=[cnn_accuracy] * len(models), mode="lines", name=f"CNN ({cnn_accuracy:.1%})",
+                             line=dict(color="#d62728", dash="dash", width=2), hoverinfo="skip"))
+    low = min([r["accuracy"] for r in rows] + [cnn_accuracy])
+    fig.update_yaxes(title="test accuracy", tickformat=".0%", range=[max(0.0, low - 0.15), 1.04])
+    fig.update_layout(barmode="group", legend=dict(orientation="h", y=-0.15))
+    return _layout(fig, 380)
+
+
+def learning_curve_figure(curves: dict[str, list[tuple[int, float]]], highlight: str) -> go.Figure:
+    """Test accuracy against training-set size (log scale), one line per model; highlight drawn thick."""
+    fig = go.Figure()
+    others = iter(["#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"])  # no red
+    for name, points in curves.items():
+        sizes, accuracies = zip(*points) if points else ((), ())
+        thick = name == highlight
+        fig.add_trace(go.Scatter(x=sizes, y=accuracies, name=name, mode="lines+markers",
+                                 line=dict(width=4 if thick else 2, color="#d62728" if thick else next(others)),
+                                 hovertemplate=name + ": %{y:.1%} with %{x:,} images<extra></extra>"))
+    ticks = sorted({size for points in curves.values() for size, _ in points})
+    fig.update_xaxes(type="log", title="training images (log scale)", tickvals=ticks,
+                     ticktext=[f"{t:,}" for t in ticks])
+    fig.update_yaxes(title="test accuracy", tickformat=".0%")
+    return _layout(fig, 400)
+
+
+def split_pixels_figure(background: np.ndarray, splits: list[dict], width: int) -> go.Figure:
+    """A decision tree's first questions as marks on the image: node number at the pixel it asks about.
+
+    background: (H, W) in [0, 1], e.g. the mean training image; splits: from classic.tree_splits
+    (features indexing a flattened (C, H, W) image of width `width`).
+    """
+    fig = go.Figure(go.Heatmap(z=background, colorscale="Gray", zmin=0, zmax=1, showscale=False, hoverinfo="skip"))
+    rows = [(s["feature"] % (width * background.shape[0])) // width for s in splits]
+    cols = [s["feature"] % width for s in splits]
+    sizes = [26 - 4 * (s["depth"] - 1) for s in splits]
+    fig.add_trace(go.Scatter(x=cols, y=rows, mode="markers+text", text=[str(s["node"]) for s in splits],
+                             marker=dict(size=sizes, color="rgba(255,127,14,0.85)", line=dict(color="white")),
+                             textfont=dict(color="black", size=12),
+                             customdata=[[s["depth"], s["threshold"], s["images"]] for s in splits],
+                             hovertemplate="question %{text} (depth %{customdata[0]}): is pixel (row %{y}, "
+                                           "col %{x}) ≤ %{customdata[1]:.2f}?<br>asked of %{customdata[2]:,} "
+                                           "training images<extra></extra>"))
+    fig.update_xaxes(visible=False, range=[-0.5, width - 0.5])
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    return _layout(fig, 440)

@@ -133,12 +133,22 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return loss / len(x), correct / len(x)
 
 
+def subset_indices(available: int, size: int, seed: int) -> torch.Tensor:
+    """The first `size` positions of a seeded shuffle of range(available); all of them, in order, for 0.
+
+    Smaller sizes are prefixes of larger ones, so a learning curve adds images rather than swapping them.
+    """
+    if not size or size >= available:
+        return torch.arange(available)
+    return torch.randperm(available, generator=torch.Generator().manual_seed(seed))[:size]
+
+
 def training_subset(config: TrainConfig, data: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
     """The first train_size images of a seeded shuffle (all of them when train_size is 0)."""
     n = len(data.x_train)
     if not config.train_size or config.train_size >= n:
         return data.x_train, data.y_train
-    idx = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed))[:config.train_size]
+    idx = subset_indices(n, config.train_size, config.seed)
     return data.x_train[idx], data.y_train[idx]
 
 

@@ -1,6 +1,4 @@
 """Layers page: one test image, followed through every layer to the output probabilities."""
-import random
-
 import streamlit as st
 import torch
 
@@ -23,14 +21,6 @@ def depth_caption(block: int, blocks: int) -> str:
             "object, and the maps no longer look like the picture: the representation has become abstract.")
 
 
-def pick_random(labels: torch.Tensor) -> None:
-    """Jump to a random test image by setting the class and example widgets."""
-    index = random.randrange(len(labels))
-    label = int(labels[index])
-    st.session_state.layers_class = label
-    st.session_state.layers_index = int((labels[:index] == label).sum())
-
-
 result, data = session.current_model()
 model, classes = result.model, data.classes
 blocks = len(result.config.net.channels)
@@ -40,16 +30,7 @@ st.markdown("Pick a test image the network never trained on. Each layer turns it
             "**feature maps**, one per channel; that stack is the next layer's input. Bright means *strongly "
             "active*. Hover over a map to see its channel and value.")
 
-if "layers_index" not in st.session_state:
-    st.session_state.layers_index = 0
-c_class, c_pick, c_random = st.columns([2, 3, 1])
-wanted = c_class.selectbox("Class", range(len(classes)), format_func=lambda i: classes[i], key="layers_class")
-in_class = torch.nonzero(data.y_test == wanted).flatten().tolist()
-st.session_state.layers_index = min(st.session_state.layers_index, len(in_class) - 1)
-position = c_pick.slider(f"Example of '{classes[wanted]}' ({len(in_class)} in the test set)", 0,
-                         len(in_class) - 1, key="layers_index")
-c_random.button("🎲 Random", key="layers_random", on_click=pick_random, args=(data.y_test,))
-index = in_class[position]
+index = session.pick_test_image("layers", data.y_test, classes)
 every_step = st.toggle("Show every step (conv, batch-norm, activation, pooling)", key="layers_every_step")
 if every_step:
     st.caption("**conv**: each neuron's weighted sum plus bias (red above zero, blue below) · **bn**: the same, "

@@ -50,9 +50,10 @@ def streamlit_app(env: dict[str, str], timeout: float = 60.0):
 
 
 def wait_until_idle(page, timeout_ms: int = 120_000) -> None:
-    """Wait until Streamlit has finished running the script (no 'Running…' status widget)."""
-    page.wait_for_timeout(300)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
+    """Wait until Streamlit has finished running the script (the app root's script state is not 'running')."""
+    page.wait_for_timeout(300)  # a widget's rerun request reaches the server first
+    page.wait_for_function("() => document.querySelector('[data-testid=\"stApp\"]')"
+                           "?.getAttribute('data-test-script-state') !== 'running'", timeout=timeout_ms)
 
 
 def full_page_screenshot(page, path: Path, width: int = 1400) -> None:

@@ -83,8 +83,21 @@ def test_features_page_shows_patches_growing_with_depth(page):
         assert page.get_by_text(text).count() >= 1, text
 
 
+def test_traditional_ml_page_compares_and_measures_learning_curves(page):
+    visit(page, "Traditional ML", "White box or black box?", "classic")
+    for text in ("Who gets the test images right", "SVM (RBF kernel)", "Side by side on one image"):
+        assert page.get_by_text(text).count() >= 1, text
+    page.get_by_role("button", name="Measure learning curves").click()
+    page.get_by_text("Going from 100 to").wait_for(timeout=180_000)
+    wait_until_idle(page)
+    page.get_by_role("radio", name="Decision tree").click()
+    page.get_by_text("Q1: is pixel").wait_for(timeout=10_000)
+    assert page.locator(ERROR_BOXES).count() == 0
+    full_page_screenshot(page, SCREENSHOTS / "classic.png")
+
+
 def test_home_page_explains_and_links_every_page(page):
     visit(page, "Home", "LayerLens: see how a deep network learns", "home")
-    for link in ("Train", "Layers", "Filters & features"):
+    for link in ("Train", "Layers", "Filters & features", "Traditional ML"):
         assert page.get_by_role("link", name=link).count() >= 1
     assert page.get_by_text("Your model").count() == 1  # the same visitor's model, trained on the other pages

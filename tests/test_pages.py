@@ -15,11 +15,12 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from layerlens.classic import MODELS
 from layerlens.data import SAMPLE
 from layerlens.training import PRESET_TRAINING
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAIN, LAYERS, FEATURES = "pages/1_train.py", "pages/2_layers.py", "pages/3_features.py"
+TRAIN, LAYERS, FEATURES, CLASSIC = "pages/1_train.py", "pages/2_layers.py", "pages/3_features.py", "pages/4_classic.py"
 
 
 @pytest.fixture(scope="module")
@@ -306,3 +307,86 @@ def test_a_teachers_image_folder_trains_and_a_wrong_path_explains_itself(app, ma
     assert trained.config.net.in_channels == 3 and trained.config.net.num_classes == 2
     open_page(at, LAYERS)
     assert "The true label is" in text(at)
+
+
+def test_traditional_ml_page_puts_five_models_beside_the_cnn(app):
+    at = open_page(app, TRAIN)
+    cnn = model(at)
+    open_page(at, CLASSIC)
+    fitted = at.session_state["classic_models"]
+    assert [r.label for r in fitted] == [m.label for m in MODELS.values()]
+    assert {r.train_images for r in fitted} == {4000} and {r.config.features for r in fitted} == {"pixels"}
+    assert all(r.test_accuracy > 0.75 for r in fitted)  # digits are easy even for a tree
+    assert cnn.metrics["test_accuracy"] > max(r.test_accuracy for r in fitted)
+
+    figures = charts(at)
+    assert {"classic_accuracy", "classic_image", "classic_templates", "classic_confusion"} <= figures.keys()
+    bars, cnn_line = figures["classic_accuracy"]["data"]
+    assert list(values(bars["y"])) == pytest.approx([r.test_accuracy for r in fitted])
+    assert list(values(cnn_line["y"])) == pytest.approx([cnn.metrics["test_accuracy"]] * len(fitted))
+    costs = at.dataframe[0].value
+    assert list(costs["model"]) == ["CNN"] + [m.label for m in MODELS.values()]
+    assert costs["learned numbers"][0] == cnn.metrics["params"]
+    assert costs["learned numbers"][4] == 4000 * (784 + 1)  # the kNN keeps every training image
+    matrices = figures["classic_confusion"]["data"]
+    assert len(matrices) == 6 and all(values(m["z"]).sum() == 1000 for m in matrices)
+    assert at.segmented_control(key="classic_inside").value == "Logistic regression"
+    at.segmented_control(key="classic_inside").set_value("Decision tree").run()
+    assert at.code[0].value.startswith("Q1: is pixel (row ")
+    assert "classic_tree_map" in charts(at) and "classic_templates" not in charts(at)  # one view at a time
+    at.segmented_control(key="classic_inside").set_value("Nearest neighbours").run()
+    neighbours = charts(at)["classic_neighbours"]["layout"]["annotations"]
+    assert [a["text"] for a in neighbours][0] == "this image" and len(neighbours) == 1 + 3
+    at.segmented_control(key="classic_inside").set_value("CNN").run()
+    assert "classic_cnn_filters" in charts(at)
+    votes = at.dataframe[1].value
+    assert list(votes["model"]) == ["CNN"] + [m.label for m in MODELS.values()]
+    assert "classic_curves" not in figures  # measured only on request
+
+    at.select_slider(key="classic_size").set_value(1000).run()  # a smaller subset keeps the curves quick
+    at.button(key="classic_btn_curves").click().run()
+    assert_clean(at)
+    curves = {trace["name"]: list(values(trace["x"])) for trace in charts(at)["classic_curves"]["data"]}
+    assert curves["CNN"] == [100, 300, 1000, 3000, 4000]
+    assert curves["SVM (RBF kernel)"] == [100, 300, 1000]
+    assert "With 100 training images the CNN gets" in text(at)
+    assert "learned from **1,000 of the 4,000** training images" in "\n".join(c.value for c in at.caption)
+
+
+def test_traditional_models_on_hog_and_cnn_features_side_by_side(app):
+    at = open_page(app, TRAIN)
+    open_page(at, CLASSIC)
+    at.select_slider(key="classic_size").set_value(300).run()
+    at.pills(key="classic_features").set_value(["hog", "cnn"]).run()
+    assert_clean(at)
+    costs = at.dataframe[0].value
+    assert len(costs) == 1 + 3 * len(MODELS)
+    assert set(costs["features"][1:]) == {"raw pixels", "HOG (hand-made)", "CNN features (learned)"}
+    assert set(costs["training images"][1:]) == {300}
+    assert [t["name"] for t in charts(at)["classic_accuracy"]["data"]][:3] == [
+        "raw pixels", "HOG (hand-made)", "CNN features (learned)"]
+
+    at.select_slider(key="classic_hog_cell").set_value(7).run()
+    assert_clean(at)
+    at.radio(key="classic_side_features").set_value("hog").run()
+    at.selectbox(key="classic_class").set_value(3).run()
+    assert_clean(at)
+    assert "true: 3" in charts(at)["classic_image"]["layout"]["title"]["text"]
+    assert len(at.dataframe[1].value) == 1 + len(MODELS)
+
+
+def test_a_hog_cell_too_big_for_small_images_is_explained_and_the_rest_stays(app, make_image_folder):
+    root = make_image_folder(per_class=(12, 6))  # 12×12 grey images of 2 classes
+    at = open_page(app, TRAIN)
+    at.selectbox(key="train_dataset").set_value("an image folder…").run()
+    at.text_input(key="train_folder").set_value(str(root)).run()
+    assert_clean(at)
+    open_page(at, CLASSIC)
+    assert at.dataframe[0].value["training images"][1] == 24  # the whole small folder
+    at.pills(key="classic_features").set_value(["hog"]).run()
+    at.select_slider(key="classic_hog_cell").set_value(7).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["Traditional models on HOG (hand-made): A HOG cell of 7 px does not fit "
+                                           "12×12 images: pick 2 to 6 px."]
+    assert set(at.dataframe[0].value["features"][1:]) == {"raw pixels"}  # the pixel models are still shown
+    assert "classic_confusion" in charts(at)

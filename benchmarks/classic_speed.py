@@ -1,0 +1,129 @@
+"""Traditional ML page speed, and every traditional model's accuracy and fit time.
+
+JSON lines:
+  1. the page on the default data (offline MNIST sample, default CNN already trained and on disk):
+     first full render with cold caches (all five models fitted on raw pixels at the default
+     training size) and a rerun with everything cached, in Streamlit's AppTest, with each
+     model's test accuracy and fit time as the page computed them;
+  2. where /usr/bin/chromium exists, the same two moments in a real browser (click on the page's
+     link → script finished), the second after a visit to Home;
+  3. with --mnist DIR (a folder with torchvision's MNIST, e.g. ../shared/data): each model on raw
+     pixels of full MNIST for each size in --sizes (default: the page's 5,000, and all 60,000),
+     scored on the 10,000 test images; --svm-max caps the SVM, which alone takes many minutes on 60,000.
+
+    python benchmarks/classic_speed.py [--mnist ../shared/data] [--sizes 5000,60000] [--svm-max 60000]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+os.environ.setdefault("LAYERLENS_CACHE", tempfile.mkdtemp(prefix="layerlens-bench-"))
+
+import streamlit as st  # noqa: E402
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from layerlens.checkpoints import ModelCache  # noqa: E402
+from layerlens.classic import MODELS, classic_config, fit_classic, pixel_features  # noqa: E402
+from layerlens.data import SAMPLE, default_cache_dir, load_dataset  # noqa: E402
+from layerlens.training import preset_train_config, subset_indices  # noqa: E402
+from streamlit_server import CHROMIUM, CHROMIUM_FLAGS, streamlit_app, wait_until_idle  # noqa: E402
+
+PAGE = "pages/4_classic.py"
+# Remember when anything on the page last changed; the page is drawn when changes stop.
+WATCH_CHANGES = """() => { window.lastChange = performance.now();
+  new MutationObserver(() => { window.lastChange = performance.now(); })
+    .observe(document.querySelector('[data-testid="stMain"]'),
+             {subtree: true, childList: true, attributes: true, characterData: true}); }"""
+
+
+def page_times() -> dict:
+    """First render with cold caches and a cached rerun of the page, in AppTest."""
+    data = load_dataset(SAMPLE)
+    ModelCache(default_cache_dir() / "models").get_or_train(preset_train_config("tiny", data), data)  # not timed
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.run()
+    at.switch_page(PAGE)
+    start = time.perf_counter()
+    at.run()
+    first = time.perf_counter() - start
+    assert not at.exception and not at.error, (at.exception, at.error)
+    start = time.perf_counter()
+    at.run()
+    again = time.perf_counter() - start
+    models = {r.label: {"test_accuracy": round(r.test_accuracy, 4), "fit_seconds": round(r.fit_seconds, 2),
+                        "predict_seconds": round(r.predict_seconds, 3), "train_images": r.train_images}
+              for r in at.session_state["classic_models"]}
+    cnn = at.session_state["current_model"].metrics
+    return {"case": "traditional ML page, default data, AppTest", "first_render_seconds": round(first, 2),
+            "cached_rerun_seconds": round(again, 3), "cnn_test_accuracy": cnn["test_accuracy"], "models": models}
+
+
+def browser_times() -> dict:
+    """The same in Chromium: from clicking the page's link to the last change of the page, cold, then cached."""
+    from playwright.sync_api import sync_playwright
+
+    st_env = {"LAYERLENS_CACHE": os.environ["LAYERLENS_CACHE"]}
+    with streamlit_app(st_env) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        wait_until_idle(page)
+        times = []
+        for link, marker in (("Traditional ML", "White box or black box?"), ("Home", "Right now"),
+                             ("Traditional ML", "White box or black box?")):
+            page.evaluate(WATCH_CHANGES)
+            start = page.evaluate("() => performance.now()")
+            page.locator("[data-testid='stSidebar']").get_by_role("link", name=link).click()
+            page.get_by_text(marker).first.wait_for(timeout=300_000)
+            wait_until_idle(page, 300_000)
+            page.wait_for_function("() => performance.now() - window.lastChange > 1500", timeout=60_000)
+            times.append((page.evaluate("() => window.lastChange") - start) / 1000)
+        browser.close()
+    return {"case": "traditional ML page, default data, Chromium", "first_render_seconds": round(times[0], 2),
+            "cached_render_seconds": round(times[2], 2)}
+
+
+def mnist_models(folder: str, sizes: list[int], svm_max: int) -> None:
+    data = load_dataset("mnist", data_dir=folder)
+    x_test, y_test = pixel_features(data.x_test), data.y_test.numpy()
+    for size in sizes:
+        idx = subset_indices(len(data.x_train), size, seed=0)
+        x, y = pixel_features(data.x_train[idx]), data.y_train.numpy()[idx]
+        for name in MODELS:
+            if name == "svm" and len(idx) > svm_max:
+                print(json.dumps({"case": "full MNIST, raw pixels", "model": MODELS[name].label, "train_images":
+                                  len(idx), "skipped": f"SVM above --svm-max {svm_max}"}), flush=True)
+                continue
+            result = fit_classic(classic_config(name, dataset="mnist"), x, y, x_test, y_test, data.num_classes)
+            print(json.dumps({"case": "full MNIST, raw pixels", "model": result.label, "train_images": len(idx),
+                              "test_accuracy": round(result.test_accuracy, 4),
+                              "fit_seconds": round(result.fit_seconds, 2),
+                              "predict_seconds": round(result.predict_seconds, 2)}), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mnist", help="folder holding torchvision's MNIST (e.g. ../shared/data)")
+    parser.add_argument("--sizes", default="5000,60000", help="training-set sizes for full MNIST")
+    parser.add_argument("--svm-max", type=int, default=60_000, help="largest training set the SVM is fitted on")
+    args = parser.parse_args()
+    print(json.dumps(page_times()), flush=True)
+    if Path(CHROMIUM).exists():
+        print(json.dumps(browser_times()), flush=True)
+    if args.mnist:
+        mnist_models(args.mnist, [int(s) for s in args.sizes.split(",")], args.svm_max)
+
+
+if __name__ == "__main__":
+    main()
