@@ -33,7 +33,7 @@ wide each one is and how they connect is the designer's choice: on the **Train**
 """
 )
 st.subheader("Try it")
-c1, c2, c3, c4 = st.columns(4)
+c1, c2, c3, c4, c5 = st.columns(5)
 with c1:
     st.page_link("pages/1_train.py", label="**Train**: move sliders, retrain in seconds, watch the loss fall",
                  icon="🏋️")
@@ -44,6 +44,9 @@ with c3:
 with c4:
     st.page_link("pages/4_classic.py", label="**Traditional ML**: five classic models against the CNN, measured",
                  icon="⚖️")
+with c5:
+    st.page_link("pages/5_neuron.py", label="**One neuron**: draw a digit, follow the arithmetic to the answer",
+                 icon="🔢")
 st.subheader("Right now")
 result = session.peek_current_model()
 if result is None:

@@ -133,7 +133,7 @@ def architecture_figure(rows: list[dict]) -> go.Figure:
     return _layout(fig, 120)
 
 
-def _to_rgb(tile: torch.Tensor, size: int) -> np.ndarray:
+def enlarged_rgb(tile: torch.Tensor, size: int) -> np.ndarray:
     """(C, h, w) in [0, 1] → (size, size, 3) uint8, enlarged with nearest neighbours so pixels stay sharp."""
     tile = tile.detach().float().cpu().clamp(0, 1)
     tile = torch.nn.functional.interpolate(tile[None], size=(size, size), mode="nearest")[0]
@@ -150,7 +150,7 @@ def image_grid(tiles: list[torch.Tensor], columns: int, labels: list[str] | None
     mosaic = np.full((rows * row_step - (row_step - tile), columns * step - gap, 3), 200, dtype=np.uint8)
     for i, t in enumerate(tiles):
         r, c = divmod(i, columns)
-        mosaic[r * row_step:r * row_step + tile, c * step:c * step + tile] = _to_rgb(t, tile)
+        mosaic[r * row_step:r * row_step + tile, c * step:c * step + tile] = enlarged_rgb(t, tile)
     fig = go.Figure(go.Image(z=mosaic, hoverinfo="skip"))
     for i, label in enumerate(labels or []):
         r, c = divmod(i, columns)
@@ -287,3 +287,58 @@ def split_pixels_figure(background: np.ndarray, splits: list[dict], width: int) 
     fig.update_xaxes(visible=False, range=[-0.5, width - 0.5])
     fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
     return _layout(fig, 440)
+
+
+def arithmetic_figure(inputs: torch.Tensor, weights: torch.Tensor) -> go.Figure:
+    """One neuron's k×k arithmetic on one input map: what it sees, its weights, and their products, with numbers."""
+    products = inputs * weights
+    titles = ("what it sees (input)", "× its weights", "= products")
+    fig = make_subplots(rows=1, cols=3, subplot_titles=titles, horizontal_spacing=0.05)
+    for col, values in enumerate((inputs, weights, products), start=1):
+        v = values.detach().cpu().numpy()
+        bound = max(float(np.abs(v).max()), 1e-6)
+        fig.add_trace(go.Heatmap(z=v, colorscale="RdBu_r", zmin=-bound, zmax=bound, showscale=False,
+                                 texttemplate="%{z:.2f}", hovertemplate="%{z:.4f}<extra></extra>"),
+                      row=1, col=col)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    return _layout(fig, 260, title=" ")
+
+
+def contribution_figure(values: torch.Tensor, labels: list[str], title: str) -> go.Figure:
+    """Signed contributions (bars): how much each input adds to or takes from a neuron's sum."""
+    v = values.detach().cpu().numpy()
+    fig = go.Figure(go.Bar(x=labels, y=v, marker_color=np.where(v >= 0, "#d62728", "#1f77b4"),
+                           hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(title="adds to the sum")
+    return _layout(fig, 260, title)
+
+
+def activation_figure(activation: torch.nn.Module, name: str, value: float) -> go.Figure:
+    """The activation function as a curve, with this neuron's pre-activation marked on it."""
+    reach = max(4.0, abs(value) * 1.2)
+    x = torch.linspace(-reach, reach, 200)
+    with torch.no_grad():
+        y, out = activation(x), float(activation(torch.tensor([value]))[0])
+    fig = go.Figure(go.Scatter(x=x.numpy(), y=y.numpy(), mode="lines", name=name, line=dict(color="#555")))
+    fig.add_trace(go.Scatter(x=[value], y=[out], mode="markers+text", marker=dict(size=14, color="#d62728"),
+                             text=[f"{value:.2f} → {out:.2f}"], textposition="top left", name="this neuron"))
+    fig.update_xaxes(title="weighted sum + bias")
+    fig.update_yaxes(title=f"{name}(x)")
+    fig.update_layout(showlegend=False)
+    return _layout(fig, 260)
+
+
+def overlay_image(image: torch.Tensor, heat: torch.Tensor, size: int = 224) -> np.ndarray:
+    """A heat map (H, W) laid over its image (C, H, W) as one RGB picture (size, size, 3), uint8: the image in
+    grey, the heat (scaled to its own maximum) in red-yellow on top, so the hot parts show where they are."""
+    from matplotlib import colormaps
+
+    grey = image.detach().float().cpu().mean(0, keepdim=True)  # (1, H, W)
+    h = heat.detach().float().cpu().clamp_min(0)
+    h = (h / h.max().clamp_min(1e-8)).numpy()
+    colour = torch.from_numpy(colormaps["hot"](1 - h)[..., :3]).float().permute(2, 0, 1)  # hot = dark red…white
+    alpha = torch.from_numpy(0.75 * h).float()[None]
+    mixed = (1 - alpha) * grey.expand(3, -1, -1) * 0.8 + alpha * colour
+    return enlarged_rgb(mixed, size)

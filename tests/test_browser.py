@@ -96,8 +96,30 @@ def test_traditional_ml_page_compares_and_measures_learning_curves(page):
     full_page_screenshot(page, SCREENSHOTS / "classic.png")
 
 
+def draw(page, points: list[tuple[int, int]]) -> None:
+    """One stroke with the mouse through points (x, y) of the page's drawing canvas, 10 moves per segment."""
+    box = page.locator("canvas").last.bounding_box()
+    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+    page.mouse.down()
+    for (ax, ay), (bx, by) in zip(points, points[1:]):
+        for t in range(1, 11):
+            page.mouse.move(box["x"] + ax + (bx - ax) * t / 10, box["y"] + ay + (by - ay) * t / 10)
+    page.mouse.up()
+
+
+def test_one_neuron_page_reads_a_drawn_digit(page):
+    visit(page, "One neuron", "Draw a digit in the black square", "neuron-empty")
+    draw(page, [(70, 60), (210, 60), (130, 240)])  # a 7
+    page.get_by_text("sure this is a 7").first.wait_for(timeout=30_000)
+    wait_until_idle(page)
+    for text in ("One neuron under the microscope", "What matters to this prediction", "it fires"):
+        assert page.get_by_text(text).count() >= 1, text
+    assert page.locator(ERROR_BOXES).count() == 0
+    full_page_screenshot(page, SCREENSHOTS / "neuron.png")
+
+
 def test_home_page_explains_and_links_every_page(page):
     visit(page, "Home", "LayerLens: see how a deep network learns", "home")
-    for link in ("Train", "Layers", "Filters & features", "Traditional ML"):
+    for link in ("Train", "Layers", "Filters & features", "Traditional ML", "One neuron"):
         assert page.get_by_role("link", name=link).count() >= 1
     assert page.get_by_text("Your model").count() == 1  # the same visitor's model, trained on the other pages

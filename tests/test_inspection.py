@@ -111,3 +111,56 @@ def test_confusion_matrix_of_an_untrained_net(tiny_result, tiny_data):
     for t, p in zip(tiny_data.y_test.tolist(), pred.tolist()):
         expected[t, p] += 1
     assert torch.equal(counts, expected)
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_one_neurons_arithmetic_is_the_layers_own_output(tiny_data, tiny_config, batch_norm):
+    from dataclasses import replace
+
+    from layerlens.inspection import neuron_sum
+    from layerlens.training import fit
+
+    config = replace(tiny_config, net=replace(tiny_config.net, batch_norm=batch_norm), epochs=2)
+    model = fit(config, tiny_data).model
+    image = tiny_data.x_test[4]
+    outputs = layer_outputs(model, image[None])
+    for layer, channel, row, col in [("conv1", 1, 0, 0), ("conv1", 3, 5, 7), ("conv2", 6, 2, 4), ("conv2", 0, 5, 5)]:
+        n = neuron_sum(model, image, layer, channel, row, col)
+        block = layer[-1]
+        before_activation = outputs[f"bn{block}" if batch_norm else layer][0, channel, row, col]
+        assert n.total == pytest.approx(float(before_activation), abs=1e-5)
+        assert float(n.products.sum()) + n.bias == pytest.approx(n.total, abs=1e-5)
+        assert n.output == pytest.approx(float(outputs[f"act{block}"][0, channel, row, col]), abs=1e-5)
+        assert n.folded is batch_norm and n.inputs.shape == n.weights.shape == (model.layers[1].in_channels
+                                                                                if layer == "conv1" else 4, 3, 3)
+    corner = neuron_sum(model, image, "conv1", 0, 0, 0)
+    assert corner.inputs[0, 0].abs().sum() == 0  # padding: the neuron at the corner sees zeros outside
+    for layer, neuron in [("dense", 5), ("classifier", 2)]:
+        n = neuron_sum(model, image, layer, neuron)
+        assert n.total == pytest.approx(float(outputs[layer][0, neuron]), abs=1e-5)
+    assert neuron_sum(model, image, "dense", 5).output == pytest.approx(float(outputs["dense_act"][0, 5]), abs=1e-5)
+
+
+def test_softmax_steps_add_up_to_one_and_match_torch():
+    from layerlens.inspection import softmax_steps
+
+    logits = torch.tensor([2.0, -1.0, 0.5, 30.0])
+    steps = softmax_steps(logits)
+    assert float(steps["probabilities"].sum()) == pytest.approx(1, abs=1e-6)
+    assert torch.allclose(steps["probabilities"], logits.softmax(0))
+    assert float(steps["exps"].max()) == 1.0  # the top score's e^0
+
+
+def test_single_thread_is_undone_even_after_an_error():
+    from layerlens.inspection import single_thread
+
+    kept = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(RuntimeError):
+            with single_thread():
+                assert torch.get_num_threads() == 1
+                raise RuntimeError("boom")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(kept)

@@ -7,6 +7,7 @@ disk as after a server restart.
 from __future__ import annotations
 
 import base64
+import io
 import json
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from layerlens.training import PRESET_TRAINING
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN, LAYERS, FEATURES, CLASSIC = "pages/1_train.py", "pages/2_layers.py", "pages/3_features.py", "pages/4_classic.py"
+NEURON = "pages/5_neuron.py"
 
 
 @pytest.fixture(scope="module")
@@ -390,3 +392,55 @@ def test_a_hog_cell_too_big_for_small_images_is_explained_and_the_rest_stays(app
                                            "12×12 images: pick 2 to 6 px."]
     assert set(at.dataframe[0].value["features"][1:]) == {"raw pixels"}  # the pixel models are still shown
     assert "classic_confusion" in charts(at)
+
+
+def test_one_neuron_page_shows_the_arithmetic_of_any_neuron(app):
+    at = open_page(app, TRAIN)
+    cnn = model(at)
+    open_page(at, NEURON)
+    assert at.segmented_control(key="neuron_source").value == "Draw"
+    assert "Draw a digit" in at.info[0].value  # nothing drawn yet: an invitation, not an error
+    at.segmented_control(key="neuron_source").set_value("Test image").run()
+    at.selectbox(key="neuron_class").set_value(7).run()
+    assert_clean(at)
+    probs = charts(at)["neuron_probabilities"]["data"][0]
+    assert values(probs["y"]).sum() == pytest.approx(1, abs=1e-4)
+    assert "sure this is a 7" in text(at)
+    assert "it **fires**" in text(at) or "stays silent" in text(at)
+    assert {"neuron_arithmetic", "neuron_activation"} <= charts(at).keys()
+
+    for layer in ("conv2", "conv3", "dense"):
+        at.selectbox(key="neuron_layer").set_value(layer).run()
+        assert_clean(at)
+    at.selectbox(key="neuron_layer").set_value("classifier").run()
+    softmax = at.dataframe[-1].value
+    assert softmax["probability"].sum() == pytest.approx(1, abs=1e-5)
+    assert list(softmax["class"]) == list("0123456789")
+
+    at.multiselect(key="neuron_ko_1").set_value(list(range(8))).run()  # every block-1 channel off
+    shown = {m.label.split(" (")[0]: m for m in at.metric}
+    assert float(shown["Test accuracy"].value.rstrip("%")) < 50  # without block 1 it cannot read digits
+    assert "points" in shown["Test accuracy"].delta
+    assert float(shown["Test accuracy"].value.rstrip("%")) < cnn.metrics["test_accuracy"] * 100
+
+
+def test_uploads_are_read_and_bad_ones_explained_while_the_page_keeps_working(app, tmp_path):
+    from PIL import Image
+
+    at = open_page(app, TRAIN)
+    open_page(at, NEURON)
+    at.segmented_control(key="neuron_source").set_value("Upload a photo").run()
+    assert_clean(at)  # nothing uploaded: a test image meanwhile
+    assert "sure this is" in text(at)
+    at.file_uploader(key="neuron_upload").upload("notes.png", b"this is no image", "image/png").run()
+    assert not at.exception
+    assert "not an image LayerLens can read" in at.error[0].value
+    assert "sure this is" in text(at)  # the rest of the page still works, on a test image
+
+    photo = Image.new("L", (120, 160), 255)  # dark '1' on white paper, as a phone would take it
+    photo.paste(30, (55, 20, 68, 140))
+    buffer = io.BytesIO()
+    photo.save(buffer, format="PNG")
+    at.file_uploader(key="neuron_upload").upload("one.png", buffer.getvalue(), "image/png").run()
+    assert_clean(at)
+    assert "sure this is a 1" in text(at)

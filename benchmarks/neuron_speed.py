@@ -1,0 +1,107 @@
+"""One neuron page speed: draw digits on the canvas in Chromium and time the page's update.
+
+For each digit 0–9 (strokes drawn with the mouse, as a student would), one JSON line: what the network
+said, the seconds from releasing the mouse until the answer changed on screen, and until the whole page
+stopped changing (every chart, table and image redrawn). A last line gives the medians and how many
+drawings were read right. Needs /usr/bin/chromium; the default model is trained first if not cached.
+
+    python benchmarks/neuron_speed.py
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+os.environ.setdefault("LAYERLENS_CACHE", tempfile.mkdtemp(prefix="layerlens-bench-"))
+
+from streamlit_server import CHROMIUM, CHROMIUM_FLAGS, streamlit_app, wait_until_idle  # noqa: E402
+
+# Strokes in the 280×280 canvas, as (x, y) points; one list per pen stroke.
+DIGITS = {
+    "0": [[(140, 40), (200, 90), (200, 190), (140, 240), (80, 190), (80, 90), (140, 40)]],
+    "1": [[(140, 40), (140, 240)]],
+    "2": [[(80, 80), (140, 40), (200, 80), (190, 130), (80, 240), (210, 240)]],
+    "3": [[(80, 50), (200, 60), (140, 140), (210, 190), (150, 245), (80, 230)]],
+    "4": [[(160, 40), (70, 170), (210, 170)], [(170, 90), (170, 250)]],
+    "5": [[(200, 50), (90, 50), (85, 130), (180, 130), (205, 190), (150, 245), (80, 230)]],
+    "6": [[(190, 50), (100, 110), (80, 200), (140, 245), (200, 200), (170, 150), (90, 170)]],
+    "7": [[(70, 60), (210, 60), (130, 240)]],
+    "8": [[(140, 40), (90, 80), (140, 140), (190, 200), (140, 245), (90, 200), (140, 140), (190, 80), (140, 40)]],
+    "9": [[(190, 100), (140, 50), (90, 90), (140, 140), (190, 100), (180, 250)]],
+}
+# Remember when anything on the page last changed, and when the answer's heading first changed.
+WATCH = """() => { window.lastChange = performance.now();
+  new MutationObserver(() => { window.lastChange = performance.now(); })
+    .observe(document.querySelector('[data-testid="stMain"]'),
+             {subtree: true, childList: true, attributes: true, characterData: true}); }"""
+WATCH_ANSWER = """() => { const heading = () => Array.from(document.querySelectorAll('h3'))
+    .find(h => h.textContent.includes('The network is'));
+  const before = heading() ? heading().textContent : ''; window.answered = 0;
+  const tick = () => { const h = heading();
+    if (h && h.textContent !== before) { window.answered = performance.now(); } else { requestAnimationFrame(tick); } };
+  requestAnimationFrame(tick); }"""
+
+
+def stroke(page, box: dict, points: list[tuple[int, int]]) -> None:
+    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+    page.mouse.down()
+    for (ax, ay), (bx, by) in zip(points, points[1:]):
+        for t in range(1, 11):
+            page.mouse.move(box["x"] + ax + (bx - ax) * t / 10, box["y"] + ay + (by - ay) * t / 10)
+
+
+def main() -> None:
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        sys.exit(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    rows = []
+    with streamlit_app({"LAYERLENS_CACHE": os.environ["LAYERLENS_CACHE"]}) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/layers")  # trains (or loads) the default model: not timed
+        page.get_by_text("Output: the classifier").first.wait_for(timeout=300_000)
+        wait_until_idle(page)
+        page.locator("[data-testid='stSidebar']").get_by_role("link", name="One neuron").click()
+        page.get_by_text("Draw a digit in the black square").first.wait_for(timeout=60_000)
+        wait_until_idle(page)
+        for warm_up, digit in [(True, "1")] + [(False, d) for d in DIGITS]:
+            box = page.locator("canvas").last.bounding_box()
+            page.evaluate(WATCH)
+            for points in DIGITS[digit]:
+                stroke(page, box, points)
+                page.evaluate(WATCH_ANSWER)
+                start = page.evaluate("() => performance.now()")
+                page.mouse.up()
+                page.wait_for_timeout(300)
+                wait_until_idle(page)
+                page.wait_for_function("() => performance.now() - window.lastChange > 1000", timeout=30_000)
+            said = page.locator("h3", has_text="The network is").first.inner_text()
+            answered = page.evaluate("() => window.answered")
+            row = {"drawn": digit, "said": said, "right": re.search(rf"this is an? {digit}\b", said) is not None,
+                   "answer_seconds": round((answered - start) / 1000, 3) if answered else None,
+                   "page_seconds": round((page.evaluate("() => window.lastChange") - start) / 1000, 3)}
+            if not warm_up:  # the first drawing pays one-off costs (imports, first figures)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+            page.get_by_title("Reset canvas & history").click()  # the canvas toolbar's clear button
+            page.wait_for_timeout(500)
+            wait_until_idle(page)
+        browser.close()
+    answers = [r["answer_seconds"] for r in rows if r["answer_seconds"] is not None]
+    print(json.dumps({"case": "one neuron page, a new drawing, model cached", "drawings": len(rows),
+                      "read_right": sum(r["right"] for r in rows),
+                      "median_answer_seconds": round(statistics.median(answers), 3) if answers else None,
+                      "median_page_seconds": round(statistics.median(r["page_seconds"] for r in rows), 3),
+                      "max_page_seconds": max(r["page_seconds"] for r in rows)}))
+
+
+if __name__ == "__main__":
+    main()
