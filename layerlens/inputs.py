@@ -37,9 +37,9 @@ def read_upload(data: bytes, name: str = "the file") -> tuple[Image.Image, list[
         if isinstance(err, UnidentifiedImageError):
             raise ValueError(f"{name} is not an image LayerLens can read; upload a PNG or JPEG.") from None
         raise ValueError(f"{name} is too large to open safely; upload a smaller image.") from None
-    except (OSError, SyntaxError) as err:  # truncated or damaged data
-        raise ValueError(f"{name} looks damaged and cannot be decoded ({err}); upload the image again or "
-                         "another one.") from None
+    except (OSError, SyntaxError):  # truncated or damaged data
+        raise ValueError(f"{name} looks damaged (cut short or corrupted) and cannot be decoded; upload it again "
+                         "or another image.") from None
     return to_rgb(image)
 
 
