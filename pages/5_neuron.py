@@ -27,9 +27,11 @@ def knocked_accuracy(_result, key: str, layer: str, channels: tuple[int, ...]) -
 
 
 def sure(probs: torch.Tensor) -> str:
+    """'87% sure this is a 7', in bold."""
     best = int(probs.argmax())
-    article = ("an " if classes[best] == "8" else "a ") if digits else ""
-    return f"**{probs[best]:.0%} sure this is {article}{classes[best]}**"
+    name = str(classes[best])
+    article = "an" if name[0].lower() in "aeiou8" else "a"  # an 8, an airplane; a 7, a ship
+    return f"**{probs[best]:.0%} sure this is {article} {name}**"
 
 
 result, data = session.current_model()
