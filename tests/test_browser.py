@@ -34,6 +34,8 @@ def page(app_url):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(app_url)  # Home, so that every test can start from the sidebar, alone or after the others
+        wait_until_idle(page)
         yield page
         browser.close()
 
