@@ -193,6 +193,7 @@ def fit(config: TrainConfig, data: ImageData, on_step: Callable[[Progress], None
     # every layer's weights after each epoch, to measure at the end when each one reached its final form
     layers = {name: m.weight for name, m in model.layers.named_children() if isinstance(m, (nn.Conv2d, nn.Linear))}
     snapshots = {name: [w.detach().clone()] for name, w in layers.items()}
+    grad_norms = []  # per step, (layers,): the size of the error signal arriving at each layer's weights
     diverged, step, train_seconds = None, 0, 0.0
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
     start = time.perf_counter()
@@ -211,6 +212,8 @@ def fit(config: TrainConfig, data: ImageData, on_step: Callable[[Progress], None
             loss = nn.functional.cross_entropy(logits, yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            # kept on the device and stacked once at the end: no per-step sync, so recording costs ~nothing
+            grad_norms.append(torch.stack([w.grad.detach().norm() for w in layers.values()]))
             optimizer.step()
             if scheduler:
                 scheduler.step()
@@ -248,6 +251,11 @@ def fit(config: TrainConfig, data: ImageData, on_step: Callable[[Progress], None
     history["distance_to_final"] = {
         name: [1 - nn.functional.cosine_similarity(w.flatten(), shots[-1].flatten(), dim=0).item() for w in shots]
         for name, shots in snapshots.items()}
+    # how far each layer moved from its random start, relative to that start's size, after each epoch
+    history["distance_from_init"] = {name: [((w - shots[0]).norm() / shots[0].norm()).item() for w in shots]
+                                     for name, shots in snapshots.items()}
+    norms = torch.stack(grad_norms).cpu() if grad_norms else torch.zeros(0, len(layers))  # (steps, layers)
+    history["grad_norm"] = {name: norms[:, i].tolist() for i, name in enumerate(layers)}
     model.eval()
     images = step * bs if step < total else n * config.epochs
     metrics = {

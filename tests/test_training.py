@@ -243,3 +243,29 @@ def test_augment_mirrors_photos_but_never_digits(tiny_data):
     folder = dataclasses.replace(tiny_data, name="folder:/photos")
     assert preset_train_config("tiny", folder).augment is True
     assert preset_train_config("tiny", folder, augment=False).augment is False
+
+
+def test_recorded_gradient_norms_match_autograd_on_the_first_step(tiny_data, tiny_config):
+    from dataclasses import replace
+
+    from layerlens.nets import Net
+
+    n = len(tiny_data.x_train)
+    config = replace(tiny_config, batch_size=n, epochs=1, schedule="constant", augment=False)  # one full batch
+    result = fit(config, tiny_data, device=torch.device("cpu"))
+    torch.manual_seed(config.seed)
+    fresh = Net(config.net)  # the same random start as fit's
+    torch.nn.functional.cross_entropy(fresh(tiny_data.x_train), tiny_data.y_train).backward()
+    for name in ("conv1", "conv2", "dense", "classifier"):
+        expected = getattr(fresh.layers, name).weight.grad.norm().item()
+        assert result.history["grad_norm"][name] == [pytest.approx(expected, rel=1e-4)]
+
+
+def test_distance_from_init_starts_at_zero_and_grows(tiny_result):
+    moved = tiny_result.history["distance_from_init"]
+    assert set(moved) == set(tiny_result.history["grad_norm"]) == set(tiny_result.history["distance_to_final"])
+    for name, distances in moved.items():
+        assert distances[0] == 0 and distances[-1] > 0, name
+        assert len(distances) == tiny_result.config.epochs + 1
+    steps = len(tiny_result.history["step_loss"])
+    assert all(len(v) == steps and min(v) > 0 for v in tiny_result.history["grad_norm"].values())
