@@ -143,6 +143,11 @@ class Net(nn.Module):
         return self.layers(x)
 
 
+def weighted_layers(model: Net) -> dict[str, nn.Module]:
+    """The layers with a weight matrix or kernel (conv and linear), in order."""
+    return {name: m for name, m in model.layers.named_children() if isinstance(m, (nn.Conv2d, nn.Linear))}
+
+
 def parameter_counts(model: nn.Module) -> dict[str, int]:
     """Learned parameters per named layer (layers without parameters are left out)."""
     counts = {}

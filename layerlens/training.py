@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .data import ImageData, mirror_by_default
-from .nets import Net, NetConfig, parameter_counts
+from .nets import Net, NetConfig, parameter_counts, weighted_layers
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("onecycle", "constant")
@@ -191,7 +191,7 @@ def fit(config: TrainConfig, data: ImageData, on_step: Callable[[Progress], None
                                    "epoch_test_loss", "epoch_test_accuracy", "epoch_seconds")}
     history["kernels"] = [first_conv.weight.detach().cpu().clone()]  # (C_out, C_in, k, k) at init, then per epoch
     # every layer's weights after each epoch, to measure at the end when each one reached its final form
-    layers = {name: m.weight for name, m in model.layers.named_children() if isinstance(m, (nn.Conv2d, nn.Linear))}
+    layers = {name: m.weight for name, m in weighted_layers(model).items()}
     snapshots = {name: [w.detach().clone()] for name, w in layers.items()}
     grad_norms = []  # per step, (layers,): the size of the error signal arriving at each layer's weights
     diverged, step, train_seconds = None, 0, 0.0

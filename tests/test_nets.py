@@ -192,3 +192,12 @@ def test_a_bigger_first_kernel_only_changes_block_one():
     assert config.kernel(1) == 5 and config.kernel(2) == 3
     with pytest.raises(ValueError, match="odd"):
         NetConfig(first_kernel_size=4).validate()
+
+
+def test_weighted_layers_are_the_convs_and_linears_in_order():
+    from layerlens.nets import Net, preset_config, weighted_layers
+
+    tiny = Net(preset_config("tiny", 1, 28, 10, (0.1,), (0.3,)))
+    assert list(weighted_layers(tiny)) == ["conv1", "conv2", "conv3", "dense", "classifier"]
+    deep = Net(preset_config("deep", 3, 32, 10, (0.5,) * 3, (0.25,) * 3))
+    assert list(weighted_layers(deep)) == ["conv1", "conv2", "conv3", "conv4", "classifier"]  # no dense layer

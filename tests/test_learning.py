@@ -1,0 +1,47 @@
+"""One step of gradient descent, checked against a step taken by hand."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from layerlens.learning import gradient_step
+from layerlens.nets import weighted_layers
+
+
+def test_the_after_loss_is_a_real_step_on_a_copy(tiny_result, tiny_data):
+    model = tiny_result.model
+    images, labels = tiny_data.x_train[:1], tiny_data.y_train[:1]
+    original = {k: v.clone() for k, v in model.state_dict().items()}
+    report = gradient_step(model, images, labels, learning_rate=0.5)
+
+    by_hand = copy.deepcopy(model).eval()
+    loss = nn.functional.cross_entropy(by_hand(images), labels)
+    loss.backward()
+    with torch.no_grad():
+        for p in by_hand.parameters():
+            p -= 0.5 * p.grad
+        expected_after = nn.functional.cross_entropy(by_hand(images), labels).item()
+    assert report.loss_before == pytest.approx(loss.item(), abs=1e-6)
+    assert report.loss_after == pytest.approx(expected_after, abs=1e-5)
+    assert report.loss_after < report.loss_before  # a small step downhill lowers the loss on that example
+    assert all(torch.equal(v, original[k]) for k, v in model.state_dict().items())  # the original is untouched
+
+
+def test_updates_are_minus_learning_rate_times_gradient_and_norms_match(tiny_result, tiny_data):
+    report = gradient_step(tiny_result.model, tiny_data.x_train[:8], tiny_data.y_train[:8], learning_rate=0.1)
+    assert list(report.gradients) == list(weighted_layers(tiny_result.model))
+    for name, gradient in report.gradients.items():
+        assert torch.allclose(report.updates[name], -0.1 * gradient, atol=1e-7)
+        assert report.grad_norms[name] == pytest.approx(gradient.norm().item())
+    assert report.gradients["conv1"].shape == tiny_result.model.layers.conv1.weight.shape
+    assert torch.allclose(report.probs_before.sum(1), torch.ones(8), atol=1e-5)
+    assert torch.allclose(report.probs_after.sum(1), torch.ones(8), atol=1e-5)
+
+
+def test_a_learning_rate_of_zero_changes_nothing(tiny_result, tiny_data):
+    report = gradient_step(tiny_result.model, tiny_data.x_train[:4], tiny_data.y_train[:4], learning_rate=0.0)
+    assert report.loss_after == pytest.approx(report.loss_before, abs=1e-6)
+    assert all(u.abs().max() == 0 for u in report.updates.values())
