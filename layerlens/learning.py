@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Callable
 
 import torch
 from torch import nn
 
 from .nets import Net, weighted_layers
+from .training import TrainConfig
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,3 +46,43 @@ def gradient_step(model: Net, images: torch.Tensor, labels: torch.Tensor, learni
     return StepReport(loss.item(), logits.detach().softmax(1), {n: g.norm().item() for n, g in gradients.items()},
                       gradients, {n: m.weight.detach() - before[n] for n, m in layers.items()}, loss_after,
                       after_logits.softmax(1), stepped)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A way to make learning fail on purpose: what to change, what goes wrong, and why."""
+    title: str
+    change: Callable[[TrainConfig], TrainConfig]
+    explanation: str
+
+
+def _sigmoid_deep(config: TrainConfig) -> TrainConfig:
+    """As many 3×3 blocks as the image allows (up to 4), sigmoid everywhere, no batch-norm to rescue it."""
+    blocks = min(4, config.net.image_size.bit_length() - 1)  # each block halves the image: 28 → 14 → 7 → 3 → 1
+    net = replace(config.net, channels=(8, 16, 32, 64)[:blocks], kernel_size=3, first_kernel_size=0, padding=True,
+                  activation="sigmoid", batch_norm=False, dense=32, dropout=0.0)
+    return replace(config, net=net, optimizer="sgd", learning_rate=0.05, schedule="constant")
+
+
+SCENARIOS = {
+    "too_high": Scenario(
+        "Learning rate far too high", lambda c: replace(c, optimizer="sgd", learning_rate=20.0, schedule="constant"),
+        "Each step moves the weights by the learning rate times the gradient. When the learning rate is huge the "
+        "step overshoots the valley it was meant to go down, lands higher up on the other side, and the next, "
+        "steeper gradient throws it further still: the loss jumps around or explodes to infinity."),
+    "too_low": Scenario(
+        "Learning rate far too low", lambda c: replace(c, optimizer="sgd", learning_rate=1e-6, schedule="constant"),
+        "The gradient points the right way, but each step is so tiny that after thousands of them the weights "
+        "have hardly moved: the loss stays where it started and the network is still guessing."),
+    "sigmoid": Scenario(
+        "Sigmoid activations in a deeper network", _sigmoid_deep,
+        "A sigmoid's slope is at most 0.25 and almost 0 once its input is large. Feeding the error back multiplies "
+        "it by that slope at every layer, so by the first layers it has all but vanished: their weights barely "
+        "change, and the network learns slowly or not at all. ReLU's slope is 1 wherever it fires."),
+    "overfit": Scenario(
+        "A tiny training set and many epochs", lambda c: replace(c, train_size=50, epochs=60, batch_size=16,
+                                                                 augment=False),
+        "With only 50 examples the network can remember each one instead of learning what digits have in "
+        "common: training accuracy reaches 100% while test accuracy stays far lower. That gap is overfitting. "
+        "More data (or less capacity, dropout, augmentation) closes it."),
+}

