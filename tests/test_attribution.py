@@ -5,28 +5,7 @@ import pytest
 import torch
 
 from layerlens.attribution import knocked_out, occlusion_map, saliency_map
-from layerlens.nets import Net, NetConfig
 from layerlens.training import evaluate
-
-
-@pytest.fixture(scope="module")
-def edge_model() -> Net:
-    """12×12 grey images → 2 channels (vertical-bar and horizontal-bar detectors) → classifier.
-
-    Class 0 ('vertical') adds up channel 0, class 1 ('horizontal') channel 1, class 2 ('blank') is a constant.
-    """
-    config = NetConfig(in_channels=1, image_size=12, num_classes=3, mean=(0.0,), std=(1.0,), channels=(2,),
-                       kernel_size=3, batch_norm=False, dense=0)
-    model = Net(config).eval()
-    with torch.no_grad():
-        bar = torch.tensor([[-1.0, 2.0, -1.0]] * 3)  # bright middle column between dark ones
-        model.layers.conv1.weight.copy_(torch.stack([bar, bar.T])[:, None])
-        model.layers.conv1.bias.fill_(-1.0)
-        per_channel = model.layers.classifier.weight.view(3, 2, 6, 6)
-        per_channel.zero_()
-        per_channel[0, 0], per_channel[1, 1] = 0.5, 0.5
-        model.layers.classifier.bias.copy_(torch.tensor([0.0, 0.0, 2.0]))
-    return model
 
 
 def bar_image(vertical: bool, at: int = 5) -> torch.Tensor:

@@ -1,0 +1,48 @@
+"""Linear probes: which layer makes the classes separable by a straight line?"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from layerlens.abstraction import layer_features, linear_probe_accuracy, probe_curve, probe_layers
+
+
+def test_a_probe_finds_the_transform_that_makes_xor_separable():
+    rng = np.random.default_rng(0)
+    points = rng.uniform(-1, 1, (600, 2))
+    labels = (points[:, 0] * points[:, 1] > 0).astype(int)  # XOR of the signs: no straight line separates it
+    features = {"input": points, "product": np.c_[points[:, 0] * points[:, 1], rng.normal(size=(600, 3))]}
+    curve = probe_curve(features, labels)
+    assert curve["input"] < 0.7 and curve["product"] > 0.9
+    assert max(curve, key=curve.get) == "product"
+
+
+def test_digits_get_more_separable_with_depth_in_a_trained_network_only():
+    from layerlens.data import SAMPLE, load_dataset
+    from layerlens.nets import Net
+    from layerlens.training import fit, preset_train_config
+
+    digits = load_dataset(SAMPLE)
+    config = preset_train_config("tiny", digits, train_size=2000, epochs=3)
+    images, labels = digits.x_test[:600], digits.y_test[:600].numpy()
+    trained = probe_curve(layer_features(fit(config, digits).model, images), labels)
+    torch.manual_seed(0)
+    untrained = probe_curve(layer_features(Net(config.net), images), labels)
+    assert list(trained) == ["input", "pool1", "pool2", "pool3", "dense_act", "classifier"]
+    assert trained["classifier"] > trained["pool2"] > trained["input"] + 0.05  # deeper: more separable
+    assert max(trained, key=trained.get) in ("dense_act", "classifier")
+    assert untrained["classifier"] < trained["classifier"] - 0.2  # random weights build nothing
+
+
+def test_probe_layers_run_from_the_first_block_to_the_output(tiny_result):
+    assert probe_layers(tiny_result.model) == ["pool1", "pool2", "dense_act", "classifier"]
+    features = layer_features(tiny_result.model, torch.rand(7, 1, 12, 12), batch_size=3)
+    assert {name: rows.shape[0] for name, rows in features.items()} == dict.fromkeys(features, 7)
+    assert features["classifier"].shape[1] == 3
+
+
+def test_a_probe_is_scored_on_rows_it_did_not_see():
+    rng = np.random.default_rng(1)
+    noise, labels = rng.normal(size=(400, 50)), rng.integers(0, 2, 400)  # nothing to learn
+    assert linear_probe_accuracy(noise, labels) == pytest.approx(0.5, abs=0.1)  # memorising would give 1.0
