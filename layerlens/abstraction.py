@@ -52,3 +52,28 @@ def linear_probe_accuracy(features: np.ndarray, labels: np.ndarray, train_fracti
 def probe_curve(features: dict[str, np.ndarray], labels: np.ndarray, seed: int = 0) -> dict[str, float]:
     """Linear-probe accuracy for every layer, in the order given (input first)."""
     return {name: linear_probe_accuracy(rows, labels, seed=seed) for name, rows in features.items()}
+
+
+def embedding_2d(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
+    """(N, D) activations → (N, 2) points to plot: PCA (a linear view, instant) or t-SNE (keeps neighbours
+    together, slower). t-SNE starts from 50 PCA components, as its authors recommend for wide inputs."""
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    rows = StandardScaler().fit_transform(features)
+    if method == "pca":
+        return PCA(n_components=2, random_state=seed).fit_transform(rows)
+    if method == "tsne":
+        if rows.shape[1] > 50:
+            rows = PCA(n_components=50, random_state=seed).fit_transform(rows)
+        return TSNE(n_components=2, init="pca", perplexity=min(30.0, (len(rows) - 1) / 3), random_state=seed,
+                    max_iter=500).fit_transform(rows)
+    raise ValueError(f"Unknown map '{method}'; choose pca or tsne.")
+
+
+def class_separation(features: np.ndarray, labels: np.ndarray) -> float:
+    """Silhouette score of the classes in these activations: near 1 = tight, separate clusters; near 0 or
+    below = classes mixed together."""
+    from sklearn.metrics import silhouette_score
+
+    return float(silhouette_score(StandardScaler().fit_transform(features), labels))

@@ -46,3 +46,30 @@ def test_a_probe_is_scored_on_rows_it_did_not_see():
     rng = np.random.default_rng(1)
     noise, labels = rng.normal(size=(400, 50)), rng.integers(0, 2, 400)  # nothing to learn
     assert linear_probe_accuracy(noise, labels) == pytest.approx(0.5, abs=0.1)  # memorising would give 1.0
+
+
+@pytest.mark.parametrize("method", ["pca", "tsne"])
+def test_maps_are_two_dimensional_and_keep_separate_classes_apart(method):
+    from layerlens.abstraction import embedding_2d
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=8, size=(3, 20))
+    labels = np.repeat(np.arange(3), 40)
+    points = embedding_2d(centres[labels] + rng.normal(size=(120, 20)), method)
+    assert points.shape == (120, 2)
+    means = np.stack([points[labels == c].mean(0) for c in range(3)])
+    spread = max(points[labels == c].std(0).max() for c in range(3))
+    gaps = [np.linalg.norm(means[a] - means[b]) for a in range(3) for b in range(a + 1, 3)]
+    assert min(gaps) > 2 * spread  # three clusters stay three clusters
+
+
+def test_class_separation_is_high_for_clusters_and_near_zero_for_noise():
+    from layerlens.abstraction import class_separation, embedding_2d
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 50)
+    clustered = np.eye(3)[labels] * 10 + rng.normal(size=(150, 3))
+    assert class_separation(clustered, labels) > 0.6
+    assert abs(class_separation(rng.normal(size=(150, 3)), labels)) < 0.1
+    with pytest.raises(ValueError, match="Unknown map"):
+        embedding_2d(clustered, "umap")
