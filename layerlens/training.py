@@ -85,7 +85,10 @@ class TrainResult:
     model: Net
     config: TrainConfig
     history: dict  # "step_loss", "step_accuracy", "epoch_*" lists, "kernels" (first-layer weights per epoch),
-    #                "distance_to_final" (layer → 1 − cosine similarity to its final weights, per epoch from 0)
+    #                "distance_to_final" (layer → 1 − cosine similarity to its final weights, per epoch from 0),
+    #                "distance_from_init" (layer → relative distance from its start, per epoch from 0),
+    #                "grad_norm" (layer → weight-gradient norm per step), "states" (epoch → the whole state_dict
+    #                at epochs 0, 1, 2, 4, … before the last; absent in models trained before it was added)
     metrics: dict  # test_accuracy, train_accuracy, seconds, train_seconds, images_per_second, ...
     diverged: str | None = None  # the explanation, when training blew up
 
@@ -159,6 +162,10 @@ def _divergence_message(epoch: int, step: int, config: TrainConfig) -> str:
             f"(or turn batch-norm on).")
 
 
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
+
+
 def fit(config: TrainConfig, data: ImageData, on_step: Callable[[Progress], None] | None = None,
         device: torch.device | None = None) -> TrainResult:
     """Train a fresh Net on data as config says; report every step to on_step."""
@@ -190,6 +197,9 @@ def fit(config: TrainConfig, data: ImageData, on_step: Callable[[Progress], None
     history = {key: [] for key in ("step_loss", "step_accuracy", "epoch_train_loss", "epoch_train_accuracy",
                                    "epoch_test_loss", "epoch_test_accuracy", "epoch_seconds")}
     history["kernels"] = [first_conv.weight.detach().cpu().clone()]  # (C_out, C_in, k, k) at init, then per epoch
+    # the whole network at the start and after epochs 1, 2, 4, 8, … (the final one is the model itself), so that
+    # what each layer represents can be measured as training goes on
+    history["states"] = {0: _cpu_state(model)}
     # every layer's weights after each epoch, to measure at the end when each one reached its final form
     layers = {name: m.weight for name, m in weighted_layers(model).items()}
     snapshots = {name: [w.detach().clone()] for name, w in layers.items()}
@@ -240,6 +250,8 @@ def fit(config: TrainConfig, data: ImageData, on_step: Callable[[Progress], None
         history["epoch_test_accuracy"].append(test_acc)
         history["epoch_seconds"].append(time.perf_counter() - start)
         history["kernels"].append(first_conv.weight.detach().cpu().clone())
+        if epoch < config.epochs and epoch & (epoch - 1) == 0:  # a power of two, and not the last epoch
+            history["states"][epoch] = _cpu_state(model)
         for name, w in layers.items():
             snapshots[name].append(w.detach().clone())
         if on_step:

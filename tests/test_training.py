@@ -269,3 +269,22 @@ def test_distance_from_init_starts_at_zero_and_grows(tiny_result):
         assert len(distances) == tiny_result.config.epochs + 1
     steps = len(tiny_result.history["step_loss"])
     assert all(len(v) == steps and min(v) > 0 for v in tiny_result.history["grad_norm"].values())
+
+
+def test_the_trainer_keeps_the_network_at_log_spaced_epochs(tiny_data, tiny_config, tiny_result):
+    from dataclasses import replace
+
+    from layerlens.nets import Net
+
+    states = tiny_result.history["states"]
+    assert sorted(states) == [0, 1, 2, 4]  # 6 epochs: the start, then 1, 2, 4; the 6th is the model itself
+    torch.manual_seed(tiny_config.seed)
+    start = Net(tiny_config.net).state_dict()  # fit's random start
+    assert all(torch.equal(v, start[k]) for k, v in states[0].items())
+    for epoch in (1, 2, 4):  # each kept state scores exactly what the trainer measured after that epoch
+        model = Net(tiny_config.net)
+        model.load_state_dict(states[epoch])
+        assert evaluate(model, tiny_data.x_test, tiny_data.y_test)[1] == \
+            tiny_result.history["epoch_test_accuracy"][epoch - 1]
+    short = fit(replace(tiny_config, epochs=1), tiny_data)
+    assert sorted(short.history["states"]) == [0]
