@@ -1,0 +1,54 @@
+"""Abstraction speed: linear-probe accuracy per layer for the default model, trained and untrained.
+
+One JSON line per model: the seconds to extract every layer's activations for the test images and fit
+a probe per layer, the probe accuracy per layer (input pixels first), and each layer's class separation
+(silhouette). The default model is trained first if it is not in the cache (not timed).
+
+    python benchmarks/probe_speed.py [--images 1000]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("LAYERLENS_CACHE", tempfile.mkdtemp(prefix="layerlens-bench-"))
+
+from layerlens.abstraction import class_separation, layer_features, probe_curve  # noqa: E402
+from layerlens.checkpoints import ModelCache  # noqa: E402
+from layerlens.data import SAMPLE, default_cache_dir, load_dataset  # noqa: E402
+from layerlens.nets import Net  # noqa: E402
+from layerlens.training import preset_train_config  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=1000, help="test images to probe (half fit, half score)")
+    args = parser.parse_args()
+    data = load_dataset(SAMPLE)
+    config = preset_train_config("tiny", data)
+    trained = ModelCache(default_cache_dir() / "models").get_or_train(config, data).model
+    torch.manual_seed(config.seed)
+    untrained = Net(config.net)
+    images, labels = data.x_test[:args.images], data.y_test[:args.images].numpy()
+    for name, model in (("trained", trained), ("untrained", untrained)):
+        start = time.perf_counter()
+        features = layer_features(model, images)
+        curve = probe_curve(features, labels)
+        seconds = time.perf_counter() - start
+        separation = {layer: round(class_separation(rows, labels), 3) for layer, rows in features.items()}
+        print(json.dumps({"case": f"probe curve, default model, {name}", "images": len(labels),
+                          "seconds": round(seconds, 2), "probe_accuracy": {k: round(v, 3) for k, v in curve.items()},
+                          "silhouette": separation}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
