@@ -33,7 +33,7 @@ wide each one is and how they connect is the designer's choice: on the **Train**
 """
 )
 st.subheader("Try it")
-c1, c2, c3, c4, c5 = st.columns(5)
+c1, c2, c3, c4, c5, c6 = st.columns(6)
 with c1:
     st.page_link("pages/1_train.py", label="**Train**: move sliders, retrain in seconds, watch the loss fall",
                  icon="🏋️")
@@ -47,6 +47,9 @@ with c4:
 with c5:
     st.page_link("pages/5_neuron.py", label="**One neuron**: draw a digit, follow the arithmetic to the answer",
                  icon="🔢")
+with c6:
+    st.page_link("pages/6_abstraction.py", label="**Abstraction**: how separable the classes are at each layer",
+                 icon="🪜")
 st.subheader("Right now")
 result = session.peek_current_model()
 if result is None:

@@ -107,6 +107,7 @@ def page_setup(title: str) -> None:
         st.page_link("pages/3_features.py", label="Filters & features", icon="🔎")
         st.page_link("pages/4_classic.py", label="Traditional ML", icon="⚖️")
         st.page_link("pages/5_neuron.py", label="One neuron", icon="🔢")
+        st.page_link("pages/6_abstraction.py", label="Abstraction", icon="🪜")
         st.divider()
         result = peek_current_model()
         if result is None:

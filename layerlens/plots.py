@@ -342,3 +342,38 @@ def overlay_image(image: torch.Tensor, heat: torch.Tensor, size: int = 224) -> n
     alpha = torch.from_numpy(0.75 * h).float()[None]
     mixed = (1 - alpha) * grey.expand(3, -1, -1) * 0.8 + alpha * colour
     return enlarged_rgb(mixed, size)
+
+
+def probe_figure(curves: dict[str, dict[str, float]], chance: float) -> go.Figure:
+    """Linear-probe accuracy against depth, one line per model (e.g. trained, untrained, after epoch 1)."""
+    fig = go.Figure()
+    for name, curve in curves.items():
+        fig.add_trace(go.Scatter(x=list(curve), y=list(curve.values()), name=name, mode="lines+markers",
+                                 hovertemplate=name + ", %{x}: %{y:.1%}<extra></extra>"))
+    fig.add_hline(y=chance, line=dict(color="#999", dash="dot"), annotation_text="guessing",
+                  annotation_position="bottom right")
+    fig.update_xaxes(title="layer (input → output)", type="category")
+    fig.update_yaxes(title="linear-probe accuracy", tickformat=".0%", range=[0, 1.02])
+    return _layout(fig, 360)
+
+
+def maps_figure(points: dict[str, np.ndarray], labels: np.ndarray, classes: tuple[str, ...],
+                scores: dict[str, float]) -> go.Figure:
+    """2-D maps of the same images at each layer, side by side, coloured by class, titled with the separation."""
+    fig = make_subplots(rows=1, cols=len(points), horizontal_spacing=0.02,
+                        subplot_titles=[f"{name}<br>separation {scores[name]:.2f}" for name in points])
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+               "#17becf"]
+    for col, (name, xy) in enumerate(points.items(), start=1):
+        for c, label in enumerate(classes):
+            mine = labels == c
+            fig.add_trace(go.Scattergl(x=xy[mine, 0], y=xy[mine, 1], mode="markers", name=str(label),
+                                       legendgroup=str(label), showlegend=col == 1,
+                                       marker=dict(size=4, color=palette[c % len(palette)]),
+                                       customdata=np.nonzero(mine)[0],
+                                       hovertemplate=f"{label} (test image %{{customdata}})<extra></extra>"),
+                          row=1, col=col)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(legend=dict(orientation="h", y=-0.05))
+    return _layout(fig, 330, title=" ")

@@ -120,8 +120,14 @@ def test_one_neuron_page_reads_a_drawn_digit(page):
     full_page_screenshot(page, SCREENSHOTS / "neuron.png")
 
 
+def test_abstraction_page_shows_probes_and_maps(page):
+    visit(page, "Abstraction", "Maps of each layer", "abstraction")
+    for text in ("A straight line at every layer", "Abstraction being built, epoch by epoch", "separation"):
+        assert page.get_by_text(text).count() >= 1, text
+
+
 def test_home_page_explains_and_links_every_page(page):
     visit(page, "Home", "LayerLens: see how a deep network learns", "home")
-    for link in ("Train", "Layers", "Filters & features", "Traditional ML", "One neuron"):
+    for link in ("Train", "Layers", "Filters & features", "Traditional ML", "One neuron", "Abstraction"):
         assert page.get_by_role("link", name=link).count() >= 1
     assert page.get_by_text("Your model").count() == 1  # the same visitor's model, trained on the other pages

@@ -22,7 +22,7 @@ from layerlens.training import PRESET_TRAINING
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN, LAYERS, FEATURES, CLASSIC = "pages/1_train.py", "pages/2_layers.py", "pages/3_features.py", "pages/4_classic.py"
-NEURON = "pages/5_neuron.py"
+NEURON, ABSTRACTION = "pages/5_neuron.py", "pages/6_abstraction.py"
 
 
 @pytest.fixture(scope="module")
@@ -444,3 +444,20 @@ def test_uploads_are_read_and_bad_ones_explained_while_the_page_keeps_working(ap
     at.file_uploader(key="neuron_upload").upload("one.png", buffer.getvalue(), "image/png").run()
     assert_clean(at)
     assert "sure this is a 1" in text(at)
+
+
+def test_abstraction_page_probes_every_layer_trained_untrained_and_over_training(app):
+    at = open_page(app, TRAIN)
+    open_page(at, ABSTRACTION)
+    figures = charts(at)
+    trained, untrained = figures["abstraction_probes"]["data"][:2]
+    assert list(values(trained["x"])) == ["input", "pool1", "pool2", "pool3", "dense_act", "classifier"]
+    assert values(trained["y"])[-1] > values(trained["y"])[0] + 0.05  # the output is more separable than pixels
+    assert values(untrained["y"])[-1] < values(trained["y"])[-1] - 0.2
+    epochs = [t["name"] for t in figures["abstraction_over_training"]["data"]]
+    assert epochs == ["start", "epoch 1", "epoch 2", "epoch 4", "epoch 8 (end)"]
+    maps = [t for t in figures["abstraction_maps"]["data"]]
+    assert len(maps) == 6 * 10  # six layers × ten classes
+    at.segmented_control(key="abstraction_method").set_value("tsne").run()
+    assert_clean(at)
+    assert "separation" in charts(at)["abstraction_maps"]["layout"]["annotations"][0]["text"]

@@ -1,0 +1,79 @@
+"""Abstraction page: how separable the classes are at each layer, before, during and after training."""
+import numpy as np
+import streamlit as st
+
+import session
+from layerlens import plots
+from layerlens.abstraction import class_separation, embedding_2d, layer_features, probe_curve
+from layerlens.nets import Net
+
+session.page_setup("Abstraction")
+PROBE_IMAGES = 1000  # test images: half fit each probe, half score it
+
+
+@st.cache_data(max_entries=16, show_spinner="Fitting a linear probe at every layer…")
+def probes(_result, key: str, epoch: int | None) -> dict[str, float]:
+    """Probe accuracy per layer for the model after `epoch` (None: trained to the end; 0: its random start)."""
+    data = session.dataset(_result.config.dataset)
+    model = _result.model
+    if epoch is not None:
+        model = Net(_result.config.net)
+        model.load_state_dict(_result.history["states"][epoch])
+    images, labels = data.x_test[:PROBE_IMAGES], data.y_test[:PROBE_IMAGES].numpy()
+    return probe_curve(layer_features(model, images), labels)
+
+
+@st.cache_data(max_entries=8, show_spinner="Drawing a map of every layer…")
+def maps(_result, key: str, method: str, images: int) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    data = session.dataset(_result.config.dataset)
+    features = layer_features(_result.model, data.x_test[:images])
+    labels = data.y_test[:images].numpy()
+    return ({name: embedding_2d(rows, method) for name, rows in features.items()},
+            {name: class_separation(rows, labels) for name, rows in features.items()})
+
+
+result, data = session.current_model()
+key = result.config.key()
+st.title("🪜 How abstract is each layer?")
+st.markdown("Early layers describe an image in terms of pixels and edges; deeper layers in terms of parts and "
+            "objects. One way to *measure* that: at each layer, try to separate the classes with a straight line "
+            "(a **linear probe**, a logistic regression on that layer's activations). If a straight line works, "
+            "the layer has made the classes easy to tell apart.")
+
+st.subheader("A straight line at every layer")
+states = result.history.get("states", {})
+curves = {"trained": probes(result, key, None)}
+if 0 in states:
+    curves["random weights (before training)"] = probes(result, key, 0)
+st.plotly_chart(plots.probe_figure(curves, 1 / data.num_classes), key="abstraction_probes")
+trained = curves["trained"]
+layers = list(trained)
+st.markdown(f"Trained network: **{trained[layers[0]]:.0%}** of held-out test images separated by a straight line in "
+            f"the pixels, **{trained[layers[-1]]:.0%}** at the output." + (
+                f" The same architecture with random weights: {curves['random weights (before training)'][layers[-1]]:.0%} "
+                "at the output. Depth alone builds nothing; training does." if len(curves) > 1 else ""))
+st.caption(f"Each point: a logistic regression fitted on {PROBE_IMAGES // 2:,} test images' activations at that "
+           f"layer and scored on {PROBE_IMAGES // 2:,} others. *pool* layers are each block's output.")
+
+if len(states) > 1:
+    st.subheader("Abstraction being built, epoch by epoch")
+    over = {f"epoch {e}" if e else "start": probes(result, key, e) for e in sorted(states)}
+    over[f"epoch {result.metrics['epochs']} (end)"] = trained
+    st.plotly_chart(plots.probe_figure(over, 1 / data.num_classes), key="abstraction_over_training")
+    st.caption("The same probes on the network as it was after each of these epochs: the deep layers' curve "
+               "rises first and most.")
+elif not states:
+    st.info("This model was trained before LayerLens kept its in-between states; retrain it on the Train page to "
+            "see abstraction being built epoch by epoch.")
+
+st.subheader("Maps of each layer")
+c_method, c_images = st.columns(2)
+method = c_method.segmented_control("Map", ["pca", "tsne"], format_func={"pca": "PCA (fast)", "tsne": "t-SNE"}.get,
+                                    key="abstraction_method") or "pca"
+images = c_images.select_slider("Test images", [500, 1000, 2000], value=1000, key="abstraction_images")
+points, scores = maps(result, key, method, min(images, len(data.x_test)))
+st.plotly_chart(plots.maps_figure(points, data.y_test[:images].numpy(), data.classes, scores),
+                key="abstraction_maps")
+st.caption("Every dot is one test image, placed by its activations at that layer and coloured by its true class. "
+           "*Separation* is the silhouette score: near 0 the classes are mixed, towards 1 they form their own "
+           "clusters. Hover a dot to see which test image it is.")
