@@ -40,14 +40,16 @@ def page(app_url):
         browser.close()
 
 
-def visit(page, link: str, marker: str, shot: str) -> None:
+def visit(page, link: str, marker: str, shot: str, expect: tuple[str, ...] = ()) -> None:
     """Click a sidebar link (the session and its model carry over), wait for marker text and an idle app,
-    check for errors, save a screenshot."""
+    check for errors and for each expected text, save a screenshot."""
     page.locator("[data-testid='stSidebar']").get_by_role("link", name=link).click()
     page.get_by_text(marker).first.wait_for(timeout=120_000)
     wait_until_idle(page)
     assert page.locator(ERROR_BOXES).count() == 0, page.locator(ERROR_BOXES).first.inner_text()
     assert "Traceback" not in page.content()
+    for text in expect:
+        assert page.get_by_text(text).count() >= 1, text
     full_page_screenshot(page, SCREENSHOTS / f"{shot}.png")
 
 
@@ -80,15 +82,13 @@ def test_train_page_shows_the_trained_model_and_retrains_on_a_slider(page):
 
 
 def test_features_page_shows_patches_growing_with_depth(page):
-    visit(page, "Filters & features", "Training filmstrip", "features")
-    for text in ("block 1: 3×3 px", "block 3: 18×18 px", "ch 0 wants"):
-        assert page.get_by_text(text).count() >= 1, text
+    visit(page, "Filters & features", "Training filmstrip", "features",
+          expect=("block 1: 3×3 px", "block 3: 18×18 px", "ch 0 wants"))
 
 
 def test_traditional_ml_page_compares_and_measures_learning_curves(page):
-    visit(page, "Traditional ML", "White box or black box?", "classic")
-    for text in ("Who gets the test images right", "SVM (RBF kernel)", "Side by side on one image"):
-        assert page.get_by_text(text).count() >= 1, text
+    visit(page, "Traditional ML", "White box or black box?", "classic",
+          expect=("Who gets the test images right", "SVM (RBF kernel)", "Side by side on one image"))
     page.get_by_role("button", name="Measure learning curves").click()
     page.get_by_text("Going from 100 to").wait_for(timeout=180_000)
     wait_until_idle(page)
@@ -121,9 +121,8 @@ def test_one_neuron_page_reads_a_drawn_digit(page):
 
 
 def test_abstraction_page_shows_probes_and_maps(page):
-    visit(page, "Abstraction", "Maps of each layer", "abstraction")
-    for text in ("A straight line at every layer", "Abstraction being built, epoch by epoch", "separation"):
-        assert page.get_by_text(text).count() >= 1, text
+    visit(page, "Abstraction", "Maps of each layer", "abstraction",
+          expect=("A straight line at every layer", "Abstraction being built, epoch by epoch", "separation"))
 
 
 def test_home_page_explains_and_links_every_page(page):
