@@ -35,16 +35,9 @@ from layerlens.checkpoints import ModelCache  # noqa: E402
 from layerlens.classic import MODELS, classic_config, fit_classic, pixel_features  # noqa: E402
 from layerlens.data import SAMPLE, default_cache_dir, load_dataset  # noqa: E402
 from layerlens.training import preset_train_config, subset_indices  # noqa: E402
-from streamlit_server import CHROMIUM, CHROMIUM_FLAGS, streamlit_app, wait_until_idle  # noqa: E402
+from streamlit_server import CHROMIUM, cold_and_cached_render, streamlit_app  # noqa: E402
 
 PAGE = "pages/4_classic.py"
-# Remember when anything on the page last changed; the page is drawn when changes stop.
-WATCH_CHANGES = """() => { window.lastChange = performance.now();
-  new MutationObserver(() => { window.lastChange = performance.now(); })
-    .observe(document.querySelector('[data-testid="stMain"]'),
-             {subtree: true, childList: true, attributes: true, characterData: true}); }"""
-
-
 def page_times() -> dict:
     """First render with cold caches and a cached rerun of the page, in AppTest."""
     data = load_dataset(SAMPLE)
@@ -71,27 +64,10 @@ def page_times() -> dict:
 
 def browser_times() -> dict:
     """The same in Chromium: from clicking the page's link to the last change of the page, cold, then cached."""
-    from playwright.sync_api import sync_playwright
-
-    st_env = {"LAYERLENS_CACHE": os.environ["LAYERLENS_CACHE"]}
-    with streamlit_app(st_env) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url)
-        wait_until_idle(page)
-        times = []
-        for link, marker in (("Traditional ML", "White box or black box?"), ("Home", "Right now"),
-                             ("Traditional ML", "White box or black box?")):
-            page.evaluate(WATCH_CHANGES)
-            start = page.evaluate("() => performance.now()")
-            page.locator("[data-testid='stSidebar']").get_by_role("link", name=link).click()
-            page.get_by_text(marker).first.wait_for(timeout=300_000)
-            wait_until_idle(page, 300_000)
-            page.wait_for_function("() => performance.now() - window.lastChange > 1500", timeout=60_000)
-            times.append((page.evaluate("() => window.lastChange") - start) / 1000)
-        browser.close()
-    return {"case": "traditional ML page, default data, Chromium", "first_render_seconds": round(times[0], 2),
-            "cached_render_seconds": round(times[2], 2)}
+    with streamlit_app({"LAYERLENS_CACHE": os.environ["LAYERLENS_CACHE"]}) as url:
+        first, cached = cold_and_cached_render(url, "", "Right now", "Traditional ML", "White box or black box?")
+    return {"case": "traditional ML page, default data, Chromium", "first_render_seconds": round(first, 2),
+            "cached_render_seconds": round(cached, 2)}
 
 
 def mnist_models(folder: str, sizes: list[int], svm_max: int) -> None:

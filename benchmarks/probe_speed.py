@@ -22,7 +22,6 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("LAYERLENS_CACHE", tempfile.mkdtemp(prefix="layerlens-bench-"))
 
@@ -31,34 +30,16 @@ from layerlens.checkpoints import ModelCache  # noqa: E402
 from layerlens.data import SAMPLE, default_cache_dir, load_dataset  # noqa: E402
 from layerlens.nets import Net  # noqa: E402
 from layerlens.training import preset_train_config  # noqa: E402
-from streamlit_server import CHROMIUM, CHROMIUM_FLAGS, streamlit_app, wait_until_idle  # noqa: E402
+from streamlit_server import CHROMIUM, cold_and_cached_render, streamlit_app  # noqa: E402
 
 
 def page_times() -> dict:
     """The Abstraction page in Chromium: first render, then from cache; from the click to the last change."""
-    from playwright.sync_api import sync_playwright
-
-    from classic_speed import WATCH_CHANGES
-
-    with streamlit_app({"LAYERLENS_CACHE": os.environ["LAYERLENS_CACHE"]}) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{url}/layers")  # the default model, loaded from the cache: not timed
-        page.get_by_text("Output: the classifier").first.wait_for(timeout=300_000)
-        wait_until_idle(page)
-        times = []
-        for link, marker in (("Abstraction", "Maps of each layer"), ("Home", "Right now"),
-                             ("Abstraction", "Maps of each layer")):
-            page.evaluate(WATCH_CHANGES)
-            start = page.evaluate("() => performance.now()")
-            page.locator("[data-testid='stSidebar']").get_by_role("link", name=link).click()
-            page.get_by_text(marker).first.wait_for(timeout=300_000)
-            wait_until_idle(page, 300_000)
-            page.wait_for_function("() => performance.now() - window.lastChange > 1500", timeout=60_000)
-            times.append((page.evaluate("() => window.lastChange") - start) / 1000)
-        browser.close()
-    return {"case": "abstraction page, default model, Chromium", "first_render_seconds": round(times[0], 2),
-            "cached_render_seconds": round(times[2], 2)}
+    with streamlit_app({"LAYERLENS_CACHE": os.environ["LAYERLENS_CACHE"]}) as url:
+        first, cached = cold_and_cached_render(url, "/layers", "Output: the classifier", "Abstraction",
+                                               "Maps of each layer")
+    return {"case": "abstraction page, default model, Chromium", "first_render_seconds": round(first, 2),
+            "cached_render_seconds": round(cached, 2)}
 
 
 def main() -> None:

@@ -64,3 +64,33 @@ def full_page_screenshot(page, path: Path, width: int = 1400) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(path))
     page.set_viewport_size({"width": width, "height": 1000})
+
+
+# Remember when anything on the page last changed; the page is drawn when changes stop.
+WATCH_CHANGES = """() => { window.lastChange = performance.now();
+  new MutationObserver(() => { window.lastChange = performance.now(); })
+    .observe(document.querySelector('[data-testid="stMain"]'),
+             {subtree: true, childList: true, attributes: true, characterData: true}); }"""
+
+
+def cold_and_cached_render(url: str, start_path: str, start_marker: str, link: str, marker: str) -> tuple[float, float]:
+    """Seconds from clicking the sidebar link to the page's last change: first visit, then again after Home."""
+    from playwright.sync_api import sync_playwright
+
+    times = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}{start_path}")
+        page.get_by_text(start_marker).first.wait_for(timeout=300_000)
+        wait_until_idle(page)
+        for name, text in ((link, marker), ("Home", "Right now"), (link, marker)):
+            page.evaluate(WATCH_CHANGES)
+            start = page.evaluate("() => performance.now()")
+            page.locator("[data-testid='stSidebar']").get_by_role("link", name=name).click()
+            page.get_by_text(text).first.wait_for(timeout=300_000)
+            wait_until_idle(page, 300_000)
+            page.wait_for_function("() => performance.now() - window.lastChange > 1500", timeout=60_000)
+            times.append((page.evaluate("() => window.lastChange") - start) / 1000)
+        browser.close()
+    return times[0], times[2]
