@@ -380,10 +380,3 @@ def cnn_test_probabilities(model: Net, images: torch.Tensor, batch_size: int = 5
     start = time.perf_counter()
     probs = torch.cat([model(images[i:i + batch_size]).softmax(1) for i in range(0, len(images), batch_size)])
     return probs.numpy(), time.perf_counter() - start
-
-
-def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> torch.Tensor:
-    """(classes, classes) counts: rows are the true class, columns the prediction."""
-    counts = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(counts, (y_true, y_pred), 1)
-    return torch.from_numpy(counts)

@@ -62,16 +62,21 @@ def layer_table(model: Net) -> list[dict]:
     return rows
 
 
+def confusion_counts(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(classes, classes) counts of (true class, predicted class) pairs: rows true, columns predicted."""
+    counts = torch.zeros(num_classes, num_classes, dtype=torch.long)
+    counts.index_put_((torch.as_tensor(y_true), torch.as_tensor(y_pred)), torch.ones(len(y_true), dtype=torch.long),
+                      accumulate=True)
+    return counts
+
+
 @torch.no_grad()
 def confusion_matrix(model: Net, x: torch.Tensor, y: torch.Tensor, num_classes: int,
                      batch_size: int = 256) -> torch.Tensor:
-    """Counts (true class, predicted class) over a labelled set."""
+    """Counts (true class, predicted class) of a model over a labelled set."""
     model.eval()
-    counts = torch.zeros(num_classes, num_classes, dtype=torch.long)
-    for i in range(0, len(x), batch_size):
-        pred = model(x[i:i + batch_size]).argmax(1)
-        counts.index_put_((y[i:i + batch_size], pred), torch.ones_like(pred), accumulate=True)
-    return counts
+    predictions = torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+    return confusion_counts(y, predictions, num_classes)
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,10 +97,11 @@ class NeuronSum:
 
 @single_thread()
 @torch.no_grad()
-def neuron_sum(model: Net, image: torch.Tensor, layer: str, channel: int, row: int = 0, col: int = 0) -> NeuronSum:
+def neuron_sum(model: Net, image: torch.Tensor, layer: str, channel: int, row: int = 0, col: int = 0,
+               outputs: OrderedDict[str, torch.Tensor] | None = None) -> NeuronSum:
     """The arithmetic of one neuron for image (C, H, W): channel `channel` at (row, col) of conv layer `layer`,
-    or neuron `channel` of "dense" or "classifier"."""
-    outputs = layer_outputs(model, image[None])
+    or neuron `channel` of "dense" or "classifier". outputs: layer_outputs of this image, if already computed."""
+    outputs = outputs if outputs is not None else layer_outputs(model, image[None])
     names = list(outputs)
     module = getattr(model.layers, layer)
     before = outputs[names[names.index(layer) - 1]][0]  # this layer's input

@@ -1,13 +1,15 @@
 """Traditional ML page: five scikit-learn models beside the CNN, on the same images, split and test set."""
 import pandas as pd
 import streamlit as st
+import torch
 
 import session
 from layerlens import plots
-from layerlens.training import subset_indices
-from layerlens.classic import (FEATURES, HOG_CELLS, MODELS, classic_config, confusion_counts, curve_sizes,
+from layerlens.classic import (FEATURES, HOG_CELLS, MODELS, classic_config, curve_sizes,
                                logistic_templates, nearest_neighbours, read_curves,
                                tree_rules, tree_splits)
+from layerlens.inspection import confusion_counts
+from layerlens.training import subset_indices
 
 session.page_setup("Traditional ML")
 
@@ -135,7 +137,7 @@ c_table.dataframe(pd.DataFrame([{"model": name, "says": classes[int(p[index].arg
                   hide_index=True, key="classic_votes",
                   column_config={"how sure": st.column_config.ProgressColumn(format="percent", min_value=0,
                                                                              max_value=1)})
-st.plotly_chart(plots.confusion_grid([(name, confusion_counts(y_scored.numpy(), probs.argmax(1), len(classes)))
+st.plotly_chart(plots.confusion_grid([(name, confusion_counts(y_scored, torch.from_numpy(probs.argmax(1)), len(classes)))
                                        for name, probs in rows], classes), key="classic_confusion")
 st.caption("Confusion matrices: rows are the true class, columns the answer. Everything off the diagonal is a "
            "mistake; compare which classes each model mixes up.")

@@ -124,7 +124,7 @@ if layer.startswith("conv"):
     strongest = divmod(int(fires.argmax()), size)
     row = c_row.slider("Row", 0, size - 1, strongest[0], key=f"neuron_row_{layer}_{channel}")
     col = c_col.slider("Column", 0, size - 1, strongest[1], key=f"neuron_col_{layer}_{channel}")
-n = neuron_sum(model, image, layer, channel, row, col)
+n = neuron_sum(model, image, layer, channel, row, col, outputs)
 products = n.products
 if layer.startswith("conv"):
     per_map = products.sum(dim=(1, 2))  # each input map's share of the sum
@@ -187,7 +187,8 @@ off = c_off.multiselect("Channels switched off", range(net.channels[block - 1]),
 with knocked_out(model, f"act{block}", off), single_thread(), torch.no_grad():
     after = model(image[None]).softmax(1)[0]
 key = result.config.key()
-accuracy, before = (knocked_accuracy(result, key, f"act{block}", channels) for channels in (tuple(sorted(off)), ()))
+accuracy = knocked_accuracy(result, key, f"act{block}", tuple(sorted(off)))
+before = knocked_accuracy(result, key, "act1", ())  # nothing switched off: the same for every block
 c1, c2 = st.columns(2)
 c1.metric("Prediction", f"{classes[int(after.argmax())]} ({after.max():.0%})",
           f"was {classes[best]} ({probs[best]:.0%})" if off else None, delta_color="off")

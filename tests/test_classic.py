@@ -7,10 +7,11 @@ import torch
 from skimage.feature import hog
 
 from layerlens.classic import (MIN_CURVE_STEPS, MODELS, ClassicConfig, classic_config, cnn_features,
-                               cnn_test_probabilities, confusion_counts, curve_sizes, curve_train_config,
+                               cnn_test_probabilities, curve_sizes, curve_train_config,
                                feature_matrix, fit_classic, hog_features, learned_numbers, logistic_templates,
                                nearest_neighbours, pixel_features, read_curves, tree_rules,
                                tree_splits)
+from layerlens.inspection import confusion_counts
 from layerlens.training import TrainConfig, subset_indices, training_subset
 
 
@@ -229,6 +230,6 @@ def test_nearest_neighbours_finds_an_identical_training_image(tiny_data):
 def test_cnn_probabilities_and_confusion_counts(tiny_result, tiny_data):
     probs, seconds = cnn_test_probabilities(tiny_result.model, tiny_data.x_test)
     assert probs.shape == (30, 3) and np.allclose(probs.sum(1), 1, atol=1e-5) and seconds > 0
-    counts = confusion_counts(tiny_data.y_test.numpy(), probs.argmax(1), 3)
+    counts = confusion_counts(tiny_data.y_test, torch.from_numpy(probs.argmax(1)), 3)
     assert counts.sum() == 30
     assert counts.trace() / 30 == pytest.approx(tiny_result.metrics["test_accuracy"])
