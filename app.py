@@ -33,23 +33,14 @@ wide each one is and how they connect is the designer's choice: on the **Train**
 """
 )
 st.subheader("Try it")
-c1, c2, c3, c4, c5, c6 = st.columns(6)
-with c1:
-    st.page_link("pages/1_train.py", label="**Train**: move sliders, retrain in seconds, watch the loss fall",
-                 icon="🏋️")
-with c2:
-    st.page_link("pages/2_layers.py", label="**Layers**: pick an image and follow it through every layer", icon="🧅")
-with c3:
-    st.page_link("pages/3_features.py", label="**Filters & features**: what each channel has learned", icon="🔎")
-with c4:
-    st.page_link("pages/4_classic.py", label="**Traditional ML**: five classic models against the CNN, measured",
-                 icon="⚖️")
-with c5:
-    st.page_link("pages/5_neuron.py", label="**One neuron**: draw a digit, follow the arithmetic to the answer",
-                 icon="🔢")
-with c6:
-    st.page_link("pages/6_abstraction.py", label="**Abstraction**: how separable the classes are at each layer",
-                 icon="🪜")
+LINKS = [("pages/1_train.py", "**Train**: move sliders, retrain in seconds, watch the loss fall", "🏋️"),
+         ("pages/2_layers.py", "**Layers**: pick an image and follow it through every layer", "🧅"),
+         ("pages/3_features.py", "**Filters & features**: what each channel has learned", "🔎"),
+         ("pages/4_classic.py", "**Traditional ML**: five classic models against the CNN, measured", "⚖️"),
+         ("pages/5_neuron.py", "**One neuron**: draw a digit, follow the arithmetic to the answer", "🔢"),
+         ("pages/6_abstraction.py", "**Abstraction**: how separable the classes are at each layer", "🪜")]
+for page, label, icon in LINKS:  # one per line: a page link's label does not wrap, so columns cut it off
+    st.page_link(page, label=label, icon=icon)
 st.subheader("Right now")
 result = session.peek_current_model()
 if result is None:
