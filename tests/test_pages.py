@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -422,6 +423,13 @@ def test_one_neuron_page_shows_the_arithmetic_of_any_neuron(app):
     assert float(shown["Test accuracy"].value.rstrip("%")) < 50  # without block 1 it cannot read digits
     assert "points" in shown["Test accuracy"].delta
     assert float(shown["Test accuracy"].value.rstrip("%")) < cnn.metrics["test_accuracy"] * 100
+
+
+def test_streamlit_does_not_force_a_full_garbage_collection_after_every_run():
+    """With torch, scikit-learn and plotly loaded, Streamlit's forced collection after each run takes about 0.25 s,
+    holds the GIL and delays the run's last messages: the One neuron page then missed its 0.5 s per stroke."""
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["runner"]["postScriptGC"] is False
 
 
 def test_uploads_are_read_and_bad_ones_explained_while_the_page_keeps_working(app, tmp_path):
