@@ -38,7 +38,8 @@ LINKS = [("pages/1_train.py", "**Train**: move sliders, retrain in seconds, watc
          ("pages/3_features.py", "**Filters & features**: what each channel has learned", "🔎"),
          ("pages/4_classic.py", "**Traditional ML**: five classic models against the CNN, measured", "⚖️"),
          ("pages/5_neuron.py", "**One neuron**: draw a digit, follow the arithmetic to the answer", "🔢"),
-         ("pages/6_abstraction.py", "**Abstraction**: how separable the classes are at each layer", "🪜")]
+         ("pages/6_learning.py", "**Learning**: the error fed back, one step at a time; and when it goes wrong", "📉"),
+         ("pages/7_abstraction.py", "**Abstraction**: how separable the classes are at each layer", "🪜")]
 for page, label, icon in LINKS:  # one per line: a page link's label does not wrap, so columns cut it off
     st.page_link(page, label=label, icon=icon)
 st.subheader("Right now")

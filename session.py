@@ -107,7 +107,8 @@ def page_setup(title: str) -> None:
         st.page_link("pages/3_features.py", label="Filters & features", icon="🔎")
         st.page_link("pages/4_classic.py", label="Traditional ML", icon="⚖️")
         st.page_link("pages/5_neuron.py", label="One neuron", icon="🔢")
-        st.page_link("pages/6_abstraction.py", label="Abstraction", icon="🪜")
+        st.page_link("pages/6_learning.py", label="Learning", icon="📉")
+        st.page_link("pages/7_abstraction.py", label="Abstraction", icon="🪜")
         st.divider()
         result = peek_current_model()
         if result is None:
@@ -145,8 +146,9 @@ def current_model() -> tuple[TrainResult, ImageData]:
     return result, data
 
 
-def pick_test_image(prefix: str, labels: torch.Tensor, classes: tuple[str, ...]) -> int:
-    """Widgets to choose a test image by class and example (plus a random pick); returns its index."""
+def pick_test_image(prefix: str, labels: torch.Tensor, classes: tuple[str, ...], where: str = "test set") -> int:
+    """Widgets to choose an image (of the test set, or the set `labels` come from) by class and example, plus a
+    random pick; returns its index."""
     index_key, class_key = f"{prefix}_index", f"{prefix}_class"
 
     def pick_random() -> None:
@@ -163,7 +165,7 @@ def pick_test_image(prefix: str, labels: torch.Tensor, classes: tuple[str, ...])
     wanted = c_class.selectbox("Class", range(len(classes)), format_func=lambda i: classes[i], key=class_key)
     in_class = torch.nonzero(labels == wanted).flatten().tolist()
     st.session_state[index_key] = min(st.session_state[index_key], len(in_class) - 1)
-    position = c_pick.slider(f"Example of '{classes[wanted]}' ({len(in_class)} in the test set)", 0,
+    position = c_pick.slider(f"Example of '{classes[wanted]}' ({len(in_class)} in the {where})", 0,
                              max(1, len(in_class) - 1), key=index_key, disabled=len(in_class) < 2)
     c_random.button("🎲 Random", key=f"{prefix}_btn_random", on_click=pick_random)
     return in_class[min(position, len(in_class) - 1)]
@@ -241,8 +243,7 @@ def learning_curves(result: TrainResult, data: ImageData, configs: list[ClassicC
     jobs = len(configs) + len(cnn_sizes)
     for i, size in enumerate(cnn_sizes):
         bar.progress(i / jobs, text=f"Training the CNN on {size:,} images ({i + 1} of {jobs})…")
-        config = curve_train_config(result.config, size, len(data.x_train))
-        curves["CNN"].append((size, model_cache().get_or_train(config, data).metrics["test_accuracy"]))
+        curves["CNN"].append((size, _cnn_on(result, data, size).metrics["test_accuracy"]))
     for i, config in enumerate(configs, start=len(cnn_sizes)):
         size = config.train_size or len(data.x_train)
         bar.progress(i / jobs, text=f"Training {MODELS[config.model].label} on {size:,} images ({i + 1} of {jobs})…")
@@ -251,3 +252,25 @@ def learning_curves(result: TrainResult, data: ImageData, configs: list[ClassicC
     bar.empty()
     _curve_store()[key] = curves
     return curves
+
+
+def _cnn_on(result: TrainResult, data: ImageData, size: int, train: bool = True) -> TrainResult | None:
+    """The visitor's CNN recipe retrained on the first `size` training images (from the cache, or trained now)."""
+    config = curve_train_config(result.config, size, len(data.x_train))
+    return model_cache().get_or_train(config, data) if train else model_cache().get(config)
+
+
+def data_size_curve(result: TrainResult, data: ImageData, sizes: list[int], measure: bool) -> list[tuple[int, float]] | None:
+    """Test accuracy of the visitor's CNN recipe on each of `sizes` training images: from the model cache when every
+    size is there, else measured (with a progress bar) only when measure is true."""
+    cached = [_cnn_on(result, data, size, train=False) for size in sizes]
+    if all(cached):
+        return [(size, found.metrics["test_accuracy"]) for size, found in zip(sizes, cached)]
+    if not measure:
+        return None
+    bar, points = st.progress(0.0), []
+    for i, size in enumerate(sizes):
+        bar.progress(i / len(sizes), text=f"Training the CNN on {size:,} images ({i + 1} of {len(sizes)})…")
+        points.append((size, _cnn_on(result, data, size).metrics["test_accuracy"]))
+    bar.empty()
+    return points

@@ -166,15 +166,24 @@ def _folder_fingerprint(path: Path) -> str:
     files = [path] if path.is_file() else sorted(p for p in path.glob("*/*/*") if p.is_file())
     stats = "|".join(f"{p.relative_to(path) if p != path else p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
                      for p in files)
-    return hashlib.sha1(f"{path.resolve()}|{FOLDER_IMAGE_SIZE}|{stats}".encode()).hexdigest()[:16]
+    return hashlib.sha1(f"{path.resolve()}|{FOLDER_IMAGE_SIZE}|mixed|{stats}".encode()).hexdigest()[:16]
+
+
+def mixed_order(count: int) -> torch.Tensor:
+    """The fixed shuffle an image folder's files are stored in (position → file in sorted order).
+
+    Folders list their files class by class; mixed, the first N test images are a fair sample of every class,
+    as in torchvision's datasets, so pages that look at "the first 1,000 test images" see all classes.
+    """
+    return torch.randperm(count, generator=torch.Generator().manual_seed(0))
 
 
 def load_folder(path: Path, cache_dir: Path | None = None) -> ImageData:
     """Images under train/<class>/* and test/<class>/* (a folder or a .tar.gz of one).
 
     Images that are all one square size up to 64 px keep it; others are centre-cropped and resized
-    to 32×32. Grey stays grey unless any image has colour. Decoded once; the uint8 arrays are
-    cached on disk so the next load is fast.
+    to 32×32. Grey stays grey unless any image has colour. Each split is stored in mixed_order, not class
+    by class. Decoded once; the uint8 arrays are cached on disk so the next load is fast.
     """
     path = Path(path).expanduser()
     if not path.exists():
@@ -205,6 +214,7 @@ def load_folder(path: Path, cache_dir: Path | None = None) -> ImageData:
     mode = "L" if all(img.mode == "L" for img in every) else "RGB"
     arrays = {}
     for split, items in images.items():
+        items = [items[i] for i in mixed_order(len(items))]
         arrays[f"x_{split}"] = torch.from_numpy(np.stack(
             [np.asarray((img if keep else _square(img, FOLDER_IMAGE_SIZE)).convert(mode)) for _, img in items]))
         arrays[f"y_{split}"] = torch.tensor([classes.index(label) for label, _ in items])

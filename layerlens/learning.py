@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
 from torch import nn
 
-from .nets import Net, weighted_layers
+from .nets import Net, NetConfig, weighted_layers
 from .training import TrainConfig
 
 
@@ -48,6 +49,64 @@ def gradient_step(model: Net, images: torch.Tensor, labels: torch.Tensor, learni
                       after_logits.softmax(1), stepped)
 
 
+def random_start(config: NetConfig, seed: int = 0) -> Net:
+    """The network before any learning: exactly the random weights fit() starts from with this seed."""
+    torch.manual_seed(seed)
+    return Net(config).eval()
+
+
+def layer_changes(report: StepReport) -> list[dict]:
+    """Per layer with weights: how big the error signal and the update were, against the weights themselves."""
+    rows = []
+    for name, layer in weighted_layers(report.model).items():
+        update = report.updates[name]
+        before = layer.weight.detach() - update
+        rows.append({"layer": name, "weights": update.numel(), "gradient size": report.grad_norms[name],
+                     "update size": update.norm().item(),
+                     "update ÷ weights": update.norm().item() / max(before.norm().item(), 1e-12),
+                     "largest single update": update.abs().max().item()})
+    return rows
+
+
+def batch_indices(available: int, size: int, step: int) -> torch.Tensor:
+    """The random training batch of a hand-taken step: the same for the same step number, so the step the page
+    previews is the step the button then takes."""
+    return torch.randint(available, (min(size, available),), generator=torch.Generator().manual_seed(step))
+
+
+def descend(model: Net, images: torch.Tensor, labels: torch.Tensor, learning_rate: float, steps: int,
+            batch_size: int = 0, first_step: int = 0) -> tuple[Net, list[float]]:
+    """`steps` steps of plain gradient descent on a copy of model (in evaluation mode, like gradient_step).
+
+    Each step learns from all of (images, labels), or with batch_size from the batch_indices of its step number
+    (counting from first_step). Returns the stepped copy and each step's loss (before its update); stops early
+    once the loss is no longer a number, because then the weights have blown up.
+    """
+    stepped = copy.deepcopy(model).eval()
+    optimizer = torch.optim.SGD(stepped.parameters(), lr=learning_rate)
+    losses = []
+    for step in range(first_step, first_step + steps):
+        pick = batch_indices(len(images), batch_size, step) if batch_size else slice(None)
+        loss = nn.functional.cross_entropy(stepped(images[pick]), labels[pick])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        if not math.isfinite(losses[-1]):
+            break
+    return stepped, losses
+
+
+LESSON_IMAGES = 5000  # the "goes wrong" lessons retrain on at most this many images, so each takes seconds
+
+
+def lesson_base(config: TrainConfig, available: int) -> TrainConfig:
+    """The visitor's own recipe on at most LESSON_IMAGES training images: the healthy run the lessons break."""
+    if available <= LESSON_IMAGES or 0 < config.train_size <= LESSON_IMAGES:
+        return config
+    return replace(config, train_size=LESSON_IMAGES)
+
+
 @dataclass(frozen=True)
 class Scenario:
     """A way to make learning fail on purpose: what to change, what goes wrong, and why."""
@@ -72,7 +131,7 @@ SCENARIOS = {
         "steeper gradient throws it further still: the loss jumps around or explodes to infinity."),
     "too_low": Scenario(
         "Learning rate far too low", lambda c: replace(c, optimizer="sgd", learning_rate=1e-6, schedule="constant"),
-        "The gradient points the right way, but each step is so tiny that after thousands of them the weights "
+        "The gradient points the right way, but each step is so tiny that after hundreds of steps the weights "
         "have hardly moved: the loss stays where it started and the network is still guessing."),
     "sigmoid": Scenario(
         "Sigmoid activations in a deeper network", _sigmoid_deep,

@@ -96,7 +96,7 @@ def history_figure(history: dict) -> go.Figure:
     fig.add_trace(go.Scatter(x=epochs, y=history["epoch_test_accuracy"], name="test accuracy",
                              mode="lines+markers"), row=1, col=2)
     fig.update_xaxes(title="step", row=1, col=1)
-    fig.update_xaxes(title="epoch", dtick=1, row=1, col=2)
+    fig.update_xaxes(title="epoch", dtick=1 if len(epochs) <= 20 else None, row=1, col=2)
     fig.update_yaxes(tickformat=".0%", range=[0, 1.02], row=1, col=2)  # one scale, so runs compare at a glance
     fig.update_layout(legend=dict(orientation="h", y=-0.25))
     return _layout(fig, 340, title=" ")  # the blank title leaves room for the subplot titles
@@ -169,15 +169,16 @@ def stretch(image: torch.Tensor) -> torch.Tensor:
     return (image - lo) / (hi - lo).clamp_min(1e-8)
 
 
-def kernel_tiles(kernels: torch.Tensor) -> list[torch.Tensor]:
-    """Kernels (C_out, C_in, k, k) as displayable RGB tiles, each on its own scale symmetric around zero.
+def kernel_tiles(kernels: torch.Tensor, shared: bool = False) -> list[torch.Tensor]:
+    """Kernels (C_out, C_in, k, k) as displayable RGB tiles, each on its own scale symmetric around zero
+    (or, shared, all on one scale, so that big and small ones show as such: for gradients and updates).
 
     Colour input: the kernel's own colours, mid-grey = 0. Grey input: a diverging scale, white = 0,
     red positive, blue negative.
     """
     from matplotlib import colormaps
 
-    scale = kernels.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8)
+    scale = (kernels.abs().max() if shared else kernels.abs().amax(dim=(1, 2, 3), keepdim=True)).clamp_min(1e-8)
     tiles = (kernels / (2 * scale) + 0.5).detach().cpu()  # its shape is what matters, not its size
     if kernels.shape[1] == 3:
         return list(tiles)
@@ -187,12 +188,77 @@ def kernel_tiles(kernels: torch.Tensor) -> list[torch.Tensor]:
 
 def settling_figure(history: dict) -> go.Figure:
     """How far each layer's weights are from their final form after each epoch (0 = settled)."""
+    return layer_epochs_figure(history["distance_to_final"], "distance from final weights")
+
+
+def layer_epochs_figure(per_layer: dict[str, list[float]], title: str) -> go.Figure:
+    """One line per layer over the epochs (0 = the random start)."""
     fig = go.Figure()
-    for name, distance in history["distance_to_final"].items():
-        fig.add_trace(go.Scatter(x=list(range(len(distance))), y=distance, name=name, mode="lines+markers"))
-    fig.update_xaxes(title="epoch (0 = random start)", dtick=1)
-    fig.update_yaxes(title="distance from final weights", rangemode="tozero")
+    for name, values in per_layer.items():
+        fig.add_trace(go.Scatter(x=list(range(len(values))), y=values, name=name, mode="lines+markers"))
+    epochs = max((len(values) for values in per_layer.values()), default=0)
+    fig.update_xaxes(title="epoch (0 = random start)", dtick=1 if epochs <= 21 else None)
+    fig.update_yaxes(title=title, rangemode="tozero")
     return _layout(fig, 320)
+
+
+def gradient_norm_figure(grad_norm: dict[str, list[float]], points: int = 300) -> go.Figure:
+    """The size of the gradient reaching each layer's weights over training, one line per layer, log scale.
+
+    Averaged over windows of steps (at most `points` per line), so the trend shows through the batch-to-batch noise.
+    """
+    fig = go.Figure()
+    for name, norms in grad_norm.items():
+        values = torch.tensor(norms, dtype=torch.float64)
+        window = max(1, math.ceil(len(values) / points))
+        usable = len(values) // window * window
+        if usable == 0:
+            continue
+        means = values[:usable].reshape(-1, window).mean(1)
+        steps = torch.arange(usable).reshape(-1, window).float().mean(1) + 1
+        finite = torch.isfinite(means) & (means > 0)  # a diverged run ends in inf/NaN; log axes cannot show 0
+        fig.add_trace(go.Scatter(x=steps[finite].numpy(), y=means[finite].numpy(), name=name, mode="lines"))
+    fig.update_xaxes(title="step")
+    fig.update_yaxes(title="gradient size (norm)", type="log")
+    return _layout(fig, 320)
+
+
+def layer_bars_figure(values: dict[str, float], title: str, log: bool = True) -> go.Figure:
+    """One bar per layer, input side on the left (e.g. the error signal that reached each layer in one step)."""
+    fig = go.Figure(go.Bar(x=list(values), y=list(values.values()), marker_color="#d62728",
+                           hovertemplate="%{x}: %{y:.3g}<extra></extra>"))
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(title=title, type="log" if log else "linear")
+    return _layout(fig, 280)
+
+
+def before_after_figure(before: torch.Tensor, after: torch.Tensor, classes: tuple[str, ...], target: int) -> go.Figure:
+    """Class probabilities before and after a step, side by side; the target class's label is bold."""
+    names = [f"<b>{c}</b>" if i == target else str(c) for i, c in enumerate(classes)]
+    fig = go.Figure([go.Bar(x=names, y=before.detach().numpy(), name="before the step", marker_color="#9aa5b1",
+                            hovertemplate="%{x}: %{y:.1%}<extra>before</extra>"),
+                     go.Bar(x=names, y=after.detach().numpy(), name="after the step", marker_color="#2ca02c",
+                            hovertemplate="%{x}: %{y:.1%}<extra>after</extra>")])
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(range=[0, 1.05], tickformat=".0%", title="probability")
+    fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.15))
+    return _layout(fig, 300)
+
+
+def steps_figure(losses: list[float], checks: list[tuple[int, float]]) -> go.Figure:
+    """The loss of every step taken (left) and test accuracy measured along the way (right)."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss of each step", "test accuracy"))
+    finite = [v if math.isfinite(v) else None for v in losses]
+    fig.add_trace(go.Scatter(x=list(range(1, len(losses) + 1)), y=finite, mode="lines", name="loss",
+                             line=dict(color="#d62728")), row=1, col=1)
+    fig.add_trace(go.Scatter(x=[s for s, _ in checks], y=[a for _, a in checks], mode="lines+markers",
+                             name="test accuracy", line=dict(color="#2ca02c")), row=1, col=2)
+    fig.update_xaxes(title="step", row=1, col=1)
+    fig.update_xaxes(title="steps taken", row=1, col=2)
+    fig.update_yaxes(rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.02], row=1, col=2)
+    fig.update_layout(showlegend=False)
+    return _layout(fig, 300, title=" ")
 
 
 def depth_figure(columns: list[tuple[str, list[torch.Tensor]]], per_row: int = 3, tile: int = 48) -> go.Figure:
@@ -354,12 +420,17 @@ def probe_figure(curves: dict[str, dict[str, float]], chance: float) -> go.Figur
                   annotation_position="bottom right")
     fig.update_xaxes(title="layer (input → output)", type="category")
     fig.update_yaxes(title="linear-probe accuracy", tickformat=".0%", range=[0, 1.02])
-    return _layout(fig, 360)
+    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))  # above: clear of the toolbar
+    return _layout(fig, 380, title=" ")
 
 
 def maps_figure(points: dict[str, np.ndarray], labels: np.ndarray, classes: tuple[str, ...],
-                scores: dict[str, float]) -> go.Figure:
-    """2-D maps of the same images at each layer, side by side, coloured by class, titled with the separation."""
+                scores: dict[str, float], picked: list[int] | None = None) -> go.Figure:
+    """2-D maps of the same images at each layer, side by side, coloured by class, titled with the separation.
+
+    Images in `picked` (test-image numbers) stand out in every map, so a group chosen at one layer can be found
+    at the others.
+    """
     fig = make_subplots(rows=1, cols=len(points), horizontal_spacing=0.02,
                         subplot_titles=[f"{name}<br>separation {scores[name]:.2f}" for name in points])
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -373,7 +444,10 @@ def maps_figure(points: dict[str, np.ndarray], labels: np.ndarray, classes: tupl
                                        customdata=np.nonzero(mine)[0],
                                        hovertemplate=f"{label} (test image %{{customdata}})<extra></extra>"),
                           row=1, col=col)
+            if picked:
+                fig.data[-1].update(selectedpoints=np.nonzero(np.isin(np.nonzero(mine)[0], picked))[0],
+                                    unselected=dict(marker=dict(opacity=0.12)))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    fig.update_layout(legend=dict(orientation="h", y=-0.05))
+    fig.update_layout(legend=dict(orientation="h", y=-0.05), dragmode="select")  # dragging picks dots, not a zoom
     return _layout(fig, 330, title=" ")

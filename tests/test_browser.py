@@ -120,13 +120,45 @@ def test_one_neuron_page_reads_a_drawn_digit(page):
     full_page_screenshot(page, SCREENSHOTS / "neuron.png")
 
 
-def test_abstraction_page_shows_probes_and_maps(page):
+def test_learning_page_steps_by_hand_breaks_learning_and_adds_data(page):
+    visit(page, "Learning", "One step under the microscope", "learning-start",
+          expect=("Loss on this image", "first-layer kernels now", "Training, step by step: your model"))
+    page.get_by_text("32 random training images").click()
+    wait_until_idle(page)
+    for _ in range(2):
+        page.get_by_role("button", name="100 steps").click()
+        page.get_by_text("steps taken.").first.wait_for(timeout=60_000)
+        wait_until_idle(page)
+    assert page.get_by_text("200 steps taken.").count() == 1
+    page.get_by_role("button", name="A tiny training set and many epochs").click()
+    page.get_by_text("The same recipe unbroken").wait_for(timeout=120_000)
+    wait_until_idle(page)
+    page.get_by_role("button", name="Measure it").click()
+    page.get_by_text("images (100%)").wait_for(timeout=300_000)
+    wait_until_idle(page)
+    assert page.locator(ERROR_BOXES).count() == 0
+    full_page_screenshot(page, SCREENSHOTS / "learning.png")
+
+
+def test_abstraction_page_shows_probes_and_maps_and_the_images_behind_the_dots(page):
     visit(page, "Abstraction", "Maps of each layer", "abstraction",
           expect=("A straight line at every layer", "Abstraction being built, epoch by epoch", "separation"))
+    output_map = page.locator("[data-testid='stPlotlyChart']").last.locator(".nsewdrag").last
+    output_map.scroll_into_view_if_needed()
+    box = output_map.bounding_box()  # drag a selection box over the top half of the output layer's map
+    page.mouse.move(box["x"] + 5, box["y"] + 5)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] - 5, box["y"] + box["height"] / 2, steps=10)
+    page.mouse.up()
+    page.get_by_text("test images picked").wait_for(timeout=30_000)
+    wait_until_idle(page)
+    assert page.locator(ERROR_BOXES).count() == 0
+    full_page_screenshot(page, SCREENSHOTS / "abstraction.png")
 
 
 def test_home_page_explains_and_links_every_page(page):
     visit(page, "Home", "LayerLens: see how a deep network learns", "home")
-    for link in ("Train", "Layers", "Filters & features", "Traditional ML", "One neuron", "Abstraction"):
+    for link in ("Train", "Layers", "Filters & features", "Traditional ML", "One neuron", "Learning",
+                 "Abstraction"):
         assert page.get_by_role("link", name=link).count() >= 1
     assert page.get_by_text("Your model").count() == 1  # the same visitor's model, trained on the other pages

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from layerlens.data import (DIGITS, FOLDER_IMAGE_SIZE, SAMPLE, DatasetUnavailable, default_cache_dir,
-                            default_data_dir, from_uint8, load_dataset, load_folder, load_sample)
+                            default_data_dir, from_uint8, load_dataset, load_folder, load_sample, mixed_order)
 
 
 @pytest.fixture(scope="module")
@@ -118,10 +118,24 @@ def test_grey_folder_loads_exact_pixels_and_classes(make_image_folder, tmp_path)
     assert data.classes == ("bar", "blank")
     assert data.x_train.shape == (16, 1, 12, 12) and data.x_test.shape == (8, 1, 12, 12)
     assert torch.bincount(data.y_train).tolist() == [8, 8] and torch.bincount(data.y_test).tolist() == [4, 4]
-    # files are read in sorted order: the first train image is train/bar/000.png, the last test one test/blank/003.png
-    assert torch.equal((data.x_train[0, 0] * 255).round().byte(), torch.from_numpy(png(root / "train/bar/000.png")))
-    assert torch.equal((data.x_test[-1, 0] * 255).round().byte(), torch.from_numpy(png(root / "test/blank/003.png")))
-    assert data.y_train[0] == 0 and data.y_test[-1] == 1
+    # files are read in sorted order, then mixed: train/bar/000.png is the first file, test/blank/003.png the last
+    first, last = at(mixed_order(16), 0), at(mixed_order(8), 7)
+    assert torch.equal((data.x_train[first, 0] * 255).round().byte(), torch.from_numpy(png(root / "train/bar/000.png")))
+    assert torch.equal((data.x_test[last, 0] * 255).round().byte(), torch.from_numpy(png(root / "test/blank/003.png")))
+    assert data.y_train[first] == 0 and data.y_test[last] == 1
+
+
+def at(order: torch.Tensor, file: int) -> int:
+    """Where the file-th file (in sorted order) sits after mixing."""
+    return int(torch.nonzero(order == file))
+
+
+def test_a_folder_listed_class_by_class_is_stored_mixed(make_image_folder, tmp_path):
+    data = load_folder(make_image_folder(per_class=(30, 20)), tmp_path / "cache")
+    for labels in (data.y_train, data.y_test):
+        half = labels[:len(labels) // 2]
+        assert 0 < half.float().mean() < 1  # the first half holds both classes, not just "bar"
+        assert sorted(mixed_order(len(labels)).tolist()) == list(range(len(labels)))
 
 
 def test_colour_folder_loads_exact_pixels(make_image_folder, tmp_path):
@@ -129,27 +143,17 @@ def test_colour_folder_loads_exact_pixels(make_image_folder, tmp_path):
     data = load_folder(root, tmp_path / "cache")
     assert data.x_train.shape == (10, 3, 12, 12) and data.x_test.shape == (6, 3, 12, 12)
     colour = torch.from_numpy(png(root / "test/blank/002.png")).permute(2, 0, 1)
-    assert torch.equal((data.x_test[-1] * 255).round().byte(), colour)
+    assert torch.equal((data.x_test[at(mixed_order(6), 5)] * 255).round().byte(), colour)
 
 
-def test_folder_mixing_grey_and_colour_becomes_three_channels(make_image_folder, tmp_path):
+def test_folder_mixing_grey_and_colour_becomes_three_channels_of_the_same_size(make_image_folder, tmp_path):
     root = make_image_folder(per_class=(5, 3), colour="first")
     data = load_folder(root, tmp_path / "cache")
     assert data.channels == 3
-    assert len(data.x_train) == 10 and len(data.x_test) == 6
-    grey = data.x_train[1]  # train/bar/001.png was saved grey: it is copied into all three channels
-    assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])
-    assert not torch.equal(data.x_train[0, 0], data.x_train[0, 2])  # train/bar/000.png is colour
-
-
-def test_folder_mixing_grey_and_colour_of_one_size_keeps_that_size(make_image_folder, tmp_path):
-    root = make_image_folder(per_class=(5, 3), colour="first")
-    data = load_folder(root, tmp_path / "cache")
-    assert data.x_train.shape == (10, 3, 12, 12)
     assert data.x_train.shape == (10, 3, 12, 12) and data.x_test.shape == (6, 3, 12, 12)
     colour = torch.from_numpy(png(root / "train/bar/000.png")).permute(2, 0, 1)
-    assert torch.equal((data.x_train[0] * 255).round().byte(), colour)
-    grey = data.x_train[1]  # train/bar/001.png was saved grey: copied into all three channels
+    assert torch.equal((data.x_train[at(mixed_order(10), 0)] * 255).round().byte(), colour)
+    grey = data.x_train[at(mixed_order(10), 1)]  # train/bar/001.png was saved grey: copied into all three channels
     assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])
     assert torch.equal((grey[0] * 255).round().byte(), torch.from_numpy(png(root / "train/bar/001.png")))
 

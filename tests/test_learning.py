@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import pytest
 import torch
 from torch import nn
 
-from layerlens.learning import gradient_step
+from layerlens.learning import (LESSON_IMAGES, batch_indices, descend, gradient_step, layer_changes, lesson_base,
+                                random_start)
 from layerlens.nets import weighted_layers
+from layerlens.training import evaluate
 
 
 def test_the_after_loss_is_a_real_step_on_a_copy(tiny_result, tiny_data):
@@ -45,6 +48,60 @@ def test_a_learning_rate_of_zero_changes_nothing(tiny_result, tiny_data):
     report = gradient_step(tiny_result.model, tiny_data.x_train[:4], tiny_data.y_train[:4], learning_rate=0.0)
     assert report.loss_after == pytest.approx(report.loss_before, abs=1e-6)
     assert all(u.abs().max() == 0 for u in report.updates.values())
+
+
+def test_the_random_start_is_the_one_training_starts_from(tiny_result):
+    start = random_start(tiny_result.config.net, tiny_result.config.seed).state_dict()
+    assert all(torch.equal(v, start[k]) for k, v in tiny_result.history["states"][0].items())
+    other = random_start(tiny_result.config.net, tiny_result.config.seed + 1).state_dict()
+    assert not torch.equal(other["layers.conv1.weight"], start["layers.conv1.weight"])
+
+
+def test_one_step_of_descend_is_the_previewed_step(tiny_result, tiny_data):
+    x, y = tiny_data.x_train, tiny_data.y_train
+    pick = batch_indices(len(x), 8, step=5)
+    preview = gradient_step(tiny_result.model, x[pick], y[pick], learning_rate=0.3)
+    taken, losses = descend(tiny_result.model, x, y, 0.3, steps=1, batch_size=8, first_step=5)
+    assert losses == [pytest.approx(preview.loss_before, abs=1e-6)]
+    after = preview.model.state_dict()
+    assert all(torch.allclose(v, after[k], atol=1e-6) for k, v in taken.state_dict().items())
+    assert torch.equal(batch_indices(len(x), 8, step=5), pick)
+    assert not torch.equal(batch_indices(len(x), 8, step=6), pick)
+
+
+def test_steps_on_one_image_memorise_it_and_batches_learn_the_task(tiny_config, tiny_data):
+    start = random_start(tiny_config.net, 0)
+    x, y = tiny_data.x_train, tiny_data.y_train
+    _, losses = descend(start, x[:1], y[:1], 0.1, steps=30)
+    assert losses[-1] < 0.05 * losses[0]
+    learned, _ = descend(start, x, y, 0.1, steps=150, batch_size=16)
+    assert evaluate(learned, tiny_data.x_test, tiny_data.y_test)[1] > evaluate(start, tiny_data.x_test,
+                                                                               tiny_data.y_test)[1] + 0.3
+
+
+def test_a_step_that_blows_the_weights_up_stops_the_run(tiny_config, tiny_data):
+    _, losses = descend(random_start(tiny_config.net, 0), tiny_data.x_train, tiny_data.y_train, 1e12, steps=50)
+    assert len(losses) < 50 and not torch.isfinite(torch.tensor(losses[-1]))
+
+
+def test_layer_changes_compare_each_update_with_its_weights(tiny_result, tiny_data):
+    report = gradient_step(tiny_result.model, tiny_data.x_train[:4], tiny_data.y_train[:4], learning_rate=0.2)
+    rows = layer_changes(report)
+    layers = weighted_layers(tiny_result.model)
+    assert [r["layer"] for r in rows] == list(layers)
+    for row in rows:
+        weights = layers[row["layer"]].weight
+        assert row["weights"] == weights.numel()
+        assert row["update size"] == pytest.approx(0.2 * row["gradient size"], rel=1e-5)
+        assert row["update ÷ weights"] == pytest.approx(row["update size"] / weights.norm().item(), rel=1e-4)
+        assert row["largest single update"] == pytest.approx(report.updates[row["layer"]].abs().max().item())
+
+
+def test_the_lessons_retrain_on_at_most_a_few_thousand_images(tiny_config):
+    assert lesson_base(tiny_config, 60) is tiny_config
+    assert lesson_base(tiny_config, 60_000).train_size == LESSON_IMAGES
+    small = replace(tiny_config, train_size=300)
+    assert lesson_base(small, 60_000) is small
 
 
 @pytest.fixture(scope="module")

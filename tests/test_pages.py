@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import streamlit as st
+import torch
 from streamlit.testing.v1 import AppTest
 
 from layerlens.classic import MODELS
@@ -23,7 +24,7 @@ from layerlens.training import PRESET_TRAINING
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN, LAYERS, FEATURES, CLASSIC = "pages/1_train.py", "pages/2_layers.py", "pages/3_features.py", "pages/4_classic.py"
-NEURON, ABSTRACTION = "pages/5_neuron.py", "pages/6_abstraction.py"
+NEURON, LEARNING, ABSTRACTION = "pages/5_neuron.py", "pages/6_learning.py", "pages/7_abstraction.py"
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +80,12 @@ def text(at: AppTest) -> str:
 
 def model(at: AppTest):
     return at.session_state["current_model"]
+
+
+def trained_data(at: AppTest):
+    from layerlens.data import load_dataset
+
+    return load_dataset(model(at).config.dataset)
 
 
 def test_home_page_before_any_model(app):
@@ -452,6 +459,51 @@ def test_uploads_are_read_and_bad_ones_explained_while_the_page_keeps_working(ap
     at.file_uploader(key="neuron_upload").upload("one.png", buffer.getvalue(), "image/png").run()
     assert_clean(at)
     assert "sure this is a 1" in text(at)
+
+
+def test_learning_page_takes_real_steps_and_breaks_learning_without_crashing(app):
+    from layerlens.learning import gradient_step, random_start
+
+    at = open_page(app, TRAIN)
+    open_page(at, LEARNING)
+    trained = model(at)
+    first = int(torch.nonzero(trained_data(at).y_train == 0)[0])  # the picker starts at the first '0'
+    x, y = trained_data(at).x_train[first:first + 1], trained_data(at).y_train[first:first + 1]
+    expected = gradient_step(random_start(trained.config.net, trained.config.seed), x, y, 0.1)
+    assert metrics(at)["Loss on this image"] == f"{expected.loss_after:.3f}"
+    figures = charts(at)
+    assert list(figures["learning_norms"]["data"][0]["x"]) == ["conv1", "conv2", "conv3", "dense", "classifier"]
+    assert {"learning_kernels", "learning_kernel_gradients", "learning_history", "learning_grad_norm",
+            "learning_moved"} <= set(figures)
+
+    at.button(key="learning_btn_1").click().run()
+    assert_clean(at)
+    assert "**1 step taken.**" in text(at)
+    assert metrics(at)["Loss on this image"] != f"{expected.loss_after:.3f}"  # the next step starts lower
+    at.segmented_control(key="learning_batch").set_value(32).run()
+    for _ in range(2):
+        at.button(key="learning_btn_100").click().run()
+        assert_clean(at)
+    checks = at.session_state["learning_steps"]["checks"]
+    assert checks[-1][0] == 201 and checks[-1][1] > checks[0][1] + 0.3  # batches of digits teach digits
+
+    at.select_slider(key="learning_rate").set_value(30.0).run()
+    at.button(key="learning_btn_100").click().run()
+    assert not at.exception
+    assert all("Start over" in e.value for e in at.error)  # if the weights blew up, the page says what to do
+    at.button(key="learning_btn_reset").click().run()
+    assert_clean(at)
+    assert "steps taken" not in text(at)
+
+    for name, symptom in [("too_high", "Learning rate far too high"), ("too_low", "Learning rate far too low"),
+                          ("sigmoid", "Sigmoid activations"), ("overfit", "training images: 100.0%")]:
+        at.button(key=f"learning_btn_{name}").click().run()
+        assert_clean(at)
+        assert symptom in text(at) and "The same recipe unbroken" in text(at)
+        assert model(at) is trained  # the lessons never replace the visitor's model
+    at.button(key="learning_btn_data").click().run()
+    assert_clean(at)
+    assert "4,000 images (100%)" in text(at) and len(charts(at)["learning_data_curve"]["data"][0]["x"]) == 5
 
 
 def test_abstraction_page_probes_every_layer_trained_untrained_and_over_training(app):

@@ -165,3 +165,43 @@ def test_weight_change_and_depth_figures():
                                 ("block 2: 8×8 px", [torch.rand(3, 8, 8)] * 6)])
     assert len(depth.data) == 2 and all(t.type == "image" for t in depth.data)
     assert [a.text for a in depth.layout.annotations] == ["block 1: 3×3 px", "block 2: 8×8 px"]
+
+
+def test_shared_kernel_tiles_keep_big_and_small_apart():
+    kernels = torch.tensor([[[[1.0, 0.0]]], [[[0.1, 0.0]]]])  # (2, 1, 1, 2): one kernel ten times the other
+    own, shared = plots.kernel_tiles(kernels), plots.kernel_tiles(kernels, shared=True)
+    assert torch.allclose(own[0], own[1])  # each on its own scale they look the same
+    assert not torch.allclose(shared[0], shared[1]) and shared[1][:, 0, 0].min() > shared[0][:, 0, 0].min()
+
+
+def test_gradient_norm_figure_averages_windows_and_skips_what_a_log_axis_cannot_show():
+    norms = {"conv1": [1.0, 3.0] * 300, "classifier": [2.0] * 599 + [math.inf]}
+    fig = plots.gradient_norm_figure(norms, points=100)
+    first, last = fig.data
+    assert len(first.x) == 100 and np.allclose(first.y, 2.0)  # windows of 6 steps: the mean of 1s and 3s
+    assert len(last.x) == 99 and np.isfinite(last.y).all()  # the window holding the inf is left out
+    assert fig.layout.yaxis.type == "log"
+
+
+def test_step_figures_hold_the_numbers():
+    before, after = torch.tensor([0.5, 0.3, 0.2]), torch.tensor([0.7, 0.2, 0.1])
+    fig = plots.before_after_figure(before, after, ("a", "b", "c"), target=0)
+    assert np.allclose(fig.data[0].y, before) and np.allclose(fig.data[1].y, after)
+    assert list(fig.data[0].x) == ["<b>a</b>", "b", "c"]
+    steps = plots.steps_figure([2.3, 1.0, math.nan], [(0, 0.1), (3, 0.4)])
+    assert list(steps.data[0].y) == [2.3, 1.0, None] and list(steps.data[1].x) == [0, 3]
+    bars = plots.layer_bars_figure({"conv1": 0.01, "classifier": 1.0}, "gradient size")
+    assert list(bars.data[0].x) == ["conv1", "classifier"] and bars.layout.yaxis.type == "log"
+    moved = plots.layer_epochs_figure({"conv1": [0.0] * 30}, "distance")
+    assert moved.layout.xaxis.dtick is None  # 30 epochs: let plotly space the ticks
+
+
+def test_maps_figure_has_a_trace_per_layer_and_class_and_marks_picked_images_everywhere():
+    points = {"input": np.random.default_rng(0).normal(size=(6, 2)), "output": np.arange(12.0).reshape(6, 2)}
+    labels = np.array([0, 1, 0, 1, 0, 1])
+    fig = plots.maps_figure(points, labels, ("a", "b"), {"input": 0.0, "output": 0.9}, picked=[2, 3])
+    assert len(fig.data) == 4 and fig.layout.dragmode == "select"
+    for trace in fig.data:  # class a holds images 0, 2, 4; class b holds 1, 3, 5
+        assert list(trace.customdata[list(trace.selectedpoints)]) == ([2] if trace.name == "a" else [3])
+    plain = plots.maps_figure(points, labels, ("a", "b"), {"input": 0.0, "output": 0.9})
+    assert all(t.selectedpoints is None for t in plain.data)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from layerlens.nets import NetConfig, parameter_counts
+from layerlens.nets import Net, NetConfig, parameter_counts
 from layerlens.training import (PRESET_TRAINING, Progress, TrainConfig, evaluate, fit, preset_train_config,
                                 training_problem, training_subset)
 
@@ -288,3 +288,17 @@ def test_the_trainer_keeps_the_network_at_log_spaced_epochs(tiny_data, tiny_conf
             tiny_result.history["epoch_test_accuracy"][epoch - 1]
     short = fit(replace(tiny_config, epochs=1), tiny_data)
     assert sorted(short.history["states"]) == [0]
+
+
+def test_epochs_before_the_last_score_the_first_test_images_and_the_last_scores_all(tiny_config, tiny_data,
+                                                                                    monkeypatch):
+    import layerlens.training as training
+
+    monkeypatch.setattr(training, "EPOCH_TEST_IMAGES", 10)
+    result = training.fit(dataclasses.replace(tiny_config, epochs=2), tiny_data)
+    after_one = Net(tiny_config.net)
+    after_one.load_state_dict(result.history["states"][1])
+    first_ten = training.evaluate(after_one, tiny_data.x_test[:10], tiny_data.y_test[:10])
+    assert result.history["epoch_test_loss"][0] == pytest.approx(first_ten[0], rel=1e-5)
+    assert result.history["epoch_test_accuracy"][0] == first_ten[1]
+    assert result.metrics["test_accuracy"] == training.evaluate(result.model, tiny_data.x_test, tiny_data.y_test)[1]

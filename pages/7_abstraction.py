@@ -72,8 +72,18 @@ method = c_method.segmented_control("Map", ["pca", "tsne"], format_func={"pca": 
                                     key="abstraction_method") or "pca"
 images = c_images.select_slider("Test images", [500, 1000, 2000], value=1000, key="abstraction_images")
 points, scores = maps(result, key, method, min(images, len(data.x_test)))
-st.plotly_chart(plots.maps_figure(points, data.y_test[:images].numpy(), data.classes, scores),
-                key="abstraction_maps")
+selection = st.session_state.get("abstraction_maps")
+picked = list(dict.fromkeys(int(p["customdata"]) for p in (selection.selection.points if selection else [])))
+figure = plots.maps_figure(points, data.y_test[:images].numpy(), data.classes, scores, picked)
+st.plotly_chart(figure, key="abstraction_maps", on_select="rerun", selection_mode=("points", "box", "lasso"))
 st.caption("Every dot is one test image, placed by its activations at that layer and coloured by its true class. "
            "*Separation* is the silhouette score: near 0 the classes are mixed, towards 1 they form their own "
-           "clusters. Hover a dot to see which test image it is.")
+           "clusters. Hover a dot to see which test image it is; click it, or drag a box or lasso around a group, to "
+           "see the images themselves and where the same images lie in every other map.")
+chosen = picked[::max(1, -(-len(picked) // 24))]  # at most 24, spread over the whole selection
+if chosen:
+    st.plotly_chart(plots.image_grid([data.x_test[i] for i in chosen], columns=12, tile=56,
+                                     labels=[f"{data.classes[int(data.y_test[i])]} (#{i})" for i in chosen]),
+                    key="abstraction_chosen")
+    st.caption(f"{len(picked)} test image{'s' if len(picked) > 1 else ''} picked" + (
+        f"; {len(chosen)} of them shown." if len(chosen) < len(picked) else "."))
