@@ -494,6 +494,9 @@ def test_learning_page_takes_real_steps_and_breaks_learning_without_crashing(app
     at.button(key="learning_btn_reset").click().run()
     assert_clean(at)
     assert "steps taken" not in text(at)
+    at.segmented_control(key="learning_start").set_value("trained").run()
+    assert_clean(at)
+    assert at.session_state["learning_steps"]["checks"][0][1] > 0.9  # stepping on from the trained model
 
     for name, symptom in [("too_high", "Learning rate far too high"), ("too_low", "Learning rate far too low"),
                           ("sigmoid", "Sigmoid activations"), ("overfit", "training images: 100.0%")]:
