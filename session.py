@@ -12,11 +12,12 @@ import streamlit as st
 import torch
 
 from layerlens.checkpoints import ModelCache
-from layerlens.classic import (FEATURES, MODELS, ClassicConfig, ClassicResult, cnn_test_probabilities,
-                               curve_train_config, feature_matrix, fit_classic)
+from layerlens.classic import (FEATURES, MODELS, ClassicConfig, ClassicResult, cnn_test_probabilities, feature_matrix,
+                               fit_classic)
 from layerlens.data import SAMPLE, ImageData, default_cache_dir, load_dataset
 from layerlens.inspection import confusion_matrix
-from layerlens.training import Progress, TrainConfig, TrainResult, preset_train_config, subset_indices
+from layerlens.training import (Progress, TrainConfig, TrainResult, curve_train_config, preset_train_config,
+                                subset_indices)
 
 MODEL_KEY = "current_model"  # the visitor's TrainResult; only this module reads or writes it
 CLASSIC_KEY = "classic_models"  # the visitor's latest traditional models (ClassicResults), for every page

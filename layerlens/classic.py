@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -20,7 +19,6 @@ from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
 from .nets import Net
-from .training import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -238,10 +236,6 @@ def learned_numbers(estimator) -> int:
 
 # --- learning curves ---
 
-MIN_CURVE_STEPS = 200  # weight updates a CNN on a small training set still gets
-MAX_CURVE_EPOCHS = 40
-
-
 def curve_sizes(available: int, start: int = 100) -> list[int]:
     """Training-set sizes on a log scale, 100, 300, 1,000, 3,000, …, ending with everything available."""
     sizes, size = [], start
@@ -249,19 +243,6 @@ def curve_sizes(available: int, start: int = 100) -> list[int]:
         sizes.append(size)
         size = size * 3 if str(size)[0] == "1" else size * 10 // 3
     return sizes + [available]
-
-
-def curve_train_config(config: TrainConfig, size: int, available: int) -> TrainConfig:
-    """The CNN's recipe on its first `size` training images.
-
-    Small sets get smaller batches and more epochs, at least MIN_CURVE_STEPS updates, so the
-    network is not starved of updates: only the amount of data changes, not the amount of training.
-    """
-    if size >= available:
-        return replace(config, train_size=0)
-    batch = min(config.batch_size, max(8, size // 10))
-    epochs = max(config.epochs, min(MAX_CURVE_EPOCHS, math.ceil(MIN_CURVE_STEPS / math.ceil(size / batch))))
-    return replace(config, train_size=size, batch_size=batch, epochs=epochs)
 
 
 def read_curves(curves: dict[str, list[tuple[int, float]]], cnn: str) -> str:

@@ -17,12 +17,10 @@ from .training import TrainConfig
 class StepReport:
     """What one gradient-descent step did: the error before, the signal each layer got, the change, the error after."""
     loss_before: float
-    probs_before: torch.Tensor  # (N, classes)
     grad_norms: dict[str, float]  # per layer with weights: the size of the error signal that reached it
     gradients: dict[str, torch.Tensor]  # per layer: ∂loss/∂weight, the weight's shape
     updates: dict[str, torch.Tensor]  # per layer: the change each weight received, −learning rate × gradient
     loss_after: float
-    probs_after: torch.Tensor  # (N, classes)
     model: Net  # the stepped copy; the model passed in is untouched
 
 
@@ -33,8 +31,7 @@ def gradient_step(model: Net, images: torch.Tensor, labels: torch.Tensor, learni
     "before" and "after" are the same function of the weights, and only the weights change.
     """
     stepped = copy.deepcopy(model).eval()
-    logits = stepped(images)
-    loss = nn.functional.cross_entropy(logits, labels)
+    loss = nn.functional.cross_entropy(stepped(images), labels)
     stepped.zero_grad(set_to_none=True)
     loss.backward()
     layers = weighted_layers(stepped)
@@ -42,17 +39,16 @@ def gradient_step(model: Net, images: torch.Tensor, labels: torch.Tensor, learni
     gradients = {name: m.weight.grad.detach().clone() for name, m in layers.items()}
     torch.optim.SGD(stepped.parameters(), lr=learning_rate).step()
     with torch.no_grad():
-        after_logits = stepped(images)
-        loss_after = nn.functional.cross_entropy(after_logits, labels).item()
-    return StepReport(loss.item(), logits.detach().softmax(1), {n: g.norm().item() for n, g in gradients.items()},
-                      gradients, {n: m.weight.detach() - before[n] for n, m in layers.items()}, loss_after,
-                      after_logits.softmax(1), stepped)
+        loss_after = nn.functional.cross_entropy(stepped(images), labels).item()
+    return StepReport(loss.item(), {n: g.norm().item() for n, g in gradients.items()}, gradients,
+                      {n: m.weight.detach() - before[n] for n, m in layers.items()}, loss_after, stepped)
 
 
 def random_start(config: NetConfig, seed: int = 0) -> Net:
     """The network before any learning: exactly the random weights fit() starts from with this seed."""
-    torch.manual_seed(seed)
-    return Net(config).eval()
+    with torch.random.fork_rng():  # leaves the global random state as it was
+        torch.manual_seed(seed)
+        return Net(config).eval()
 
 
 def layer_changes(report: StepReport) -> list[dict]:

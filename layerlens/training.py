@@ -157,6 +157,23 @@ def training_subset(config: TrainConfig, data: ImageData) -> tuple[torch.Tensor,
     return data.x_train[idx], data.y_train[idx]
 
 
+MIN_CURVE_STEPS = 200  # weight updates a CNN on a small training set still gets
+MAX_CURVE_EPOCHS = 40
+
+
+def curve_train_config(config: TrainConfig, size: int, available: int) -> TrainConfig:
+    """The CNN's recipe on its first `size` training images.
+
+    Small sets get smaller batches and more epochs, at least MIN_CURVE_STEPS updates, so the
+    network is not starved of updates: only the amount of data changes, not the amount of training.
+    """
+    if size >= available:
+        return dataclasses.replace(config, train_size=0)
+    batch = min(config.batch_size, max(8, size // 10))
+    epochs = max(config.epochs, min(MAX_CURVE_EPOCHS, math.ceil(MIN_CURVE_STEPS / math.ceil(size / batch))))
+    return dataclasses.replace(config, train_size=size, batch_size=batch, epochs=epochs)
+
+
 def _divergence_message(epoch: int, step: int, config: TrainConfig) -> str:
     return (f"Training diverged in epoch {epoch} (step {step}): the loss became infinite or not-a-number. "
             f"Each update overshot so far that the weights blew up. With a learning rate of "

@@ -76,7 +76,7 @@ else:
                          key="learning_norms")
     c_norms.caption("The error signal that reached each layer's weights in this step. It starts at the output "
                     "(classifier) and is passed back layer by layer; each layer scales it on the way.")
-    kernels = report.model.layers.conv1.weight.detach() - report.updates["conv1"]  # the weights before the step
+    kernels = state["model"].layers.conv1.weight.detach()  # (C_out, C_in, k, k), before the step
     columns = min(16, len(kernels))
     c_kernels.plotly_chart(plots.image_grid(plots.kernel_tiles(kernels), columns, tile=28, title="first-layer "
                                             "kernels now"), key="learning_kernels")
@@ -102,7 +102,7 @@ if state["losses"]:
     st.markdown(f"**{taken} step{'s' if taken > 1 else ''} taken.** Test accuracy ({CHECK_IMAGES} test images): "
                 f"{session.percent(state['checks'][0][1])} at the start, **{session.percent(last)}** now."
                 + (" Learning from one image drives its loss towards 0, but the network only memorises that "
-                   "image: to learn digits it must learn from many." if not batch else ""))
+                   "image: to learn its classes it must learn from many." if not batch else ""))
 
 st.subheader("Training, step by step: your model")
 history = result.history
@@ -120,16 +120,16 @@ else:
     st.info("This model was trained before LayerLens recorded gradients; retrain it on the Train page to see them.")
 
 st.subheader("When learning goes wrong, on purpose")
+base = lesson_base(result.config, len(data.x_train))
 st.markdown(f"Each button retrains your recipe ({result.config.dataset}, on at most "
-            f"{lesson_base(result.config, len(data.x_train)).train_size or len(data.x_train):,} images) with one "
-            "thing broken. Your own model stays as it is.")
+            f"{base.train_size or len(data.x_train):,} images) with one thing broken. Your own model stays as it is.")
 halves = st.columns(2)
 for i, (name, scenario) in enumerate(SCENARIOS.items()):
     halves[i % 2].button(scenario.title, key=f"learning_btn_{name}", width="stretch",
-                  on_click=lambda n=name: st.session_state.update(learning_scenario=n))
+                         on_click=lambda n=name: st.session_state.update(learning_scenario=n))
 chosen = st.session_state.get("learning_scenario")
 if chosen in SCENARIOS:
-    scenario, base = SCENARIOS[chosen], lesson_base(result.config, len(data.x_train))
+    scenario = SCENARIOS[chosen]
     try:
         healthy, broken = session.train_with_progress(base, data), session.train_with_progress(
             scenario.change(base), data)
@@ -139,7 +139,7 @@ if chosen in SCENARIOS:
         st.markdown(f"**{scenario.title}.** {scenario.explanation}")
         outcome = broken.diverged or (f"Test accuracy **{session.percent(broken.metrics['test_accuracy'])}** "
                                       f"(training images: {session.percent(broken.metrics['train_accuracy'])})")
-        st.markdown(f"{outcome}. The same recipe unbroken: **{session.percent(healthy.metrics['test_accuracy'])}**.")
+        st.markdown(f"{outcome.rstrip('.')}. The same recipe unbroken: **{session.percent(healthy.metrics['test_accuracy'])}**.")
         c_curves, c_signal = st.columns(2)
         c_curves.plotly_chart(plots.history_figure(broken.history), key="learning_scenario_history")
         c_signal.plotly_chart(plots.gradient_norm_figure(broken.history["grad_norm"]), key="learning_scenario_grad")

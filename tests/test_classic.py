@@ -6,9 +6,8 @@ import pytest
 import torch
 from skimage.feature import hog
 
-from layerlens.classic import (MIN_CURVE_STEPS, MODELS, ClassicConfig, classic_config, cnn_features,
-                               cnn_test_probabilities, curve_sizes, curve_train_config,
-                               feature_matrix, fit_classic, hog_features, learned_numbers, logistic_templates,
+from layerlens.classic import (MODELS, ClassicConfig, classic_config, cnn_features, cnn_test_probabilities,
+                               curve_sizes, feature_matrix, fit_classic, hog_features, learned_numbers, logistic_templates,
                                nearest_neighbours, pixel_features, read_curves, tree_rules,
                                tree_splits)
 from layerlens.inspection import confusion_counts
@@ -158,15 +157,6 @@ def test_classic_and_cnn_subsets_are_the_same_images_and_grow_by_adding(tiny_dat
     (60000, [100, 300, 1000, 3000, 10000, 30000, 60000]), (50000, [100, 300, 1000, 3000, 10000, 30000, 50000])])
 def test_curve_sizes_are_log_spaced_and_clipped_to_the_data(available, sizes):
     assert curve_sizes(available) == sizes
-
-
-def test_small_curve_points_still_get_enough_updates(tiny_config):
-    config = curve_train_config(tiny_config, 100, 4000)
-    steps = -(-100 // config.batch_size) * config.epochs
-    assert config.train_size == 100 and steps >= MIN_CURVE_STEPS
-    assert curve_train_config(tiny_config, 4000, 4000).train_size == 0  # everything: the model itself
-    big = curve_train_config(tiny_config, 3000, 4000)
-    assert (big.batch_size, big.epochs) == (tiny_config.batch_size, tiny_config.epochs)
 
 
 def test_reading_the_curves_says_what_they_show():

@@ -40,8 +40,6 @@ def test_updates_are_minus_learning_rate_times_gradient_and_norms_match(tiny_res
         assert torch.allclose(report.updates[name], -0.1 * gradient, atol=1e-7)
         assert report.grad_norms[name] == pytest.approx(gradient.norm().item())
     assert report.gradients["conv1"].shape == tiny_result.model.layers.conv1.weight.shape
-    assert torch.allclose(report.probs_before.sum(1), torch.ones(8), atol=1e-5)
-    assert torch.allclose(report.probs_after.sum(1), torch.ones(8), atol=1e-5)
 
 
 def test_a_learning_rate_of_zero_changes_nothing(tiny_result, tiny_data):

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from layerlens.nets import Net, NetConfig, parameter_counts
-from layerlens.training import (PRESET_TRAINING, Progress, TrainConfig, evaluate, fit, preset_train_config,
-                                training_problem, training_subset)
+from layerlens.training import (MIN_CURVE_STEPS, PRESET_TRAINING, Progress, TrainConfig, curve_train_config,
+                                evaluate, fit, preset_train_config, training_problem, training_subset)
 
 
 def steps_per_run(config: TrainConfig, images: int) -> int:
@@ -302,3 +302,12 @@ def test_epochs_before_the_last_score_the_first_test_images_and_the_last_scores_
     assert result.history["epoch_test_loss"][0] == pytest.approx(first_ten[0], rel=1e-5)
     assert result.history["epoch_test_accuracy"][0] == first_ten[1]
     assert result.metrics["test_accuracy"] == training.evaluate(result.model, tiny_data.x_test, tiny_data.y_test)[1]
+
+
+def test_small_curve_points_still_get_enough_updates(tiny_config):
+    config = curve_train_config(tiny_config, 100, 4000)
+    steps = -(-100 // config.batch_size) * config.epochs
+    assert config.train_size == 100 and steps >= MIN_CURVE_STEPS
+    assert curve_train_config(tiny_config, 4000, 4000).train_size == 0  # everything: the model itself
+    big = curve_train_config(tiny_config, 3000, 4000)
+    assert (big.batch_size, big.epochs) == (tiny_config.batch_size, tiny_config.epochs)
