@@ -1,4 +1,5 @@
 """LayerLens: train a small CNN in seconds and look inside every layer. Run: streamlit run app.py"""
+import layerlens  # noqa: F401 - first, before torch: OpenMP threads sleep when idle (layerlens/__init__.py)
 import streamlit as st
 
 import session

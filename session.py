@@ -1,23 +1,23 @@
-"""What every page shares: cached datasets, the model cache and the visitor's current model."""
+"""What belongs to one visitor: the current model, trainings through the shared queue, page chrome and pickers.
+
+What the server shares between visitors (datasets, models, cached results) is in server.py."""
 from __future__ import annotations
 
 import os
-import random
-import time
+import secrets
+import uuid
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 import torch
 
-from layerlens.checkpoints import ModelCache
-from layerlens.classic import (FEATURES, MODELS, ClassicConfig, ClassicResult, cnn_test_probabilities, feature_matrix,
-                               fit_classic)
-from layerlens.data import SAMPLE, ImageData, default_cache_dir, load_dataset
-from layerlens.inspection import confusion_matrix
-from layerlens.training import (Progress, TrainConfig, TrainResult, curve_train_config, preset_train_config,
-                                subset_indices)
+import server
+from layerlens.classic import FEATURES, MODELS, ClassicConfig, ClassicResult
+from layerlens.data import SAMPLE, ImageData
+from layerlens.jobs import seconds
+from layerlens.nets import Net
+from layerlens.training import TrainConfig, TrainResult, curve_train_config, model_key, preset_train_config
 
 MODEL_KEY = "current_model"  # the visitor's TrainResult; only this module reads or writes it
 CLASSIC_KEY = "classic_models"  # the visitor's latest traditional models (ClassicResults), for every page
@@ -29,54 +29,76 @@ def models_dir() -> Path:
     return Path(os.environ.get("LAYERLENS_MODELS", Path(__file__).parent / "models"))
 
 
-@st.cache_resource(max_entries=3, show_spinner="Loading the dataset…")
-def dataset(name: str) -> ImageData:
-    """The dataset, loaded once per server (errors are not cached, so a retry can succeed)."""
-    return load_dataset(name)
+QUEUE_JOB_KEY = "queue_job"  # the visitor's training job while it waits, so that Cancel can reach it
+CANCELLED_KEY = "queue_cancelled"  # the config key of the visitor's last cancelled training
 
 
-@st.cache_resource
-def model_cache() -> ModelCache:
-    """Trained models shared by every visitor, backed by <cache>/models on disk."""
-    return ModelCache(default_cache_dir() / "models")
+def visitor_id() -> str:
+    """This visitor (browser tab): who a training job is for."""
+    if "visitor_id" not in st.session_state:
+        st.session_state.visitor_id = uuid.uuid4().hex
+    return st.session_state.visitor_id
 
 
-def train_with_progress(config: TrainConfig, data: ImageData) -> TrainResult:
-    """The model for config: from the cache, or trained now with a progress bar and a live loss chart."""
-    cached = model_cache().get(config)
+def _cancel_training() -> None:
+    job = st.session_state.pop(QUEUE_JOB_KEY, None)
+    if job is not None:
+        server.training_queue().cancel(job, visitor_id())
+        st.session_state[CANCELLED_KEY] = job.config.key()
+
+
+def cancelled(config: TrainConfig) -> bool:
+    """Whether the visitor cancelled the training of exactly this config (so it is not started again unasked)."""
+    return st.session_state.get(CANCELLED_KEY) == config.key()
+
+
+def train_with_progress(config: TrainConfig, data: ImageData, cancellable: bool = True) -> TrainResult:
+    """The model for config: from the cache at once, or through the training queue, showing the place in line and
+    the expected wait, then the training's progress and a live loss chart. Stops the page with a message when the
+    training fails or is cancelled (the visitor's current model stays)."""
+    cached = server.model_cache().get(config)
     if cached is not None:
         return cached
-    bar = st.progress(0.0, text="Starting to train…")
+    st.session_state.pop(CANCELLED_KEY, None)
+    queue = server.training_queue()
+    job = queue.submit(config, data, visitor_id())
+    st.session_state[QUEUE_JOB_KEY] = job
+    bar = st.progress(0.0, text="Asking for a training slot…")
     chart = st.empty()
-    losses: list[float] = []
-    last_draw = [0.0]
-
-    def on_step(p: Progress) -> None:
-        losses.append(p.loss)
-        now = time.perf_counter()
-        # Drawing costs CPU that training needs (the server and the browser share 2 cores with it):
-        # redraw at most once a second, with at most 200 points.
-        if p.epoch_done or now - last_draw[0] > 1.0:
-            last_draw[0] = now
+    if cancellable:
+        st.button("Cancel this training", key=f"queue_btn_cancel_{config.key()}", on_click=_cancel_training)
+    shown, drawn_steps = "", 0
+    while not job.wait(timeout=0.5):
+        wait = queue.status(job)
+        p = job.progress
+        if wait.state == "queued" or p is None:
+            text, fraction = wait.sentence().replace("**", ""), 0.0
+        else:
+            others = f" · {wait.others + 1} students wait for this network" if wait.others else ""
             test = f" · test accuracy {p.test_accuracy:.1%}" if p.test_accuracy is not None else ""
-            bar.progress(p.step / p.total_steps,
-                         text=f"Training: epoch {p.epoch}/{config.epochs} · step {p.step}/{p.total_steps} · "
-                              f"loss {p.loss:.3f}{test}")
+            text = (f"Training: epoch {p.epoch}/{config.epochs} · step {p.step}/{p.total_steps} · loss {p.loss:.3f}"
+                    f"{test} · about {seconds(wait.done_in)} left{others}")
+            fraction = p.step / p.total_steps
+        if text != shown:
+            bar.progress(fraction, text=text)
+            shown = text
+        losses = job.losses
+        if len(losses) > drawn_steps + 1:  # at most one redraw every half second, at most 200 points
+            drawn_steps = len(losses)
             every = max(1, len(losses) // 200)
-            chart.line_chart(pd.DataFrame({"training loss": losses[::every]}, index=range(1, len(losses) + 1, every)),
-                             height=200, x_label="step")
-
-    result = model_cache().get_or_train(config, data, on_step=on_step)
+            chart.line_chart(pd.DataFrame({"training loss": losses[::every]},
+                                          index=range(1, len(losses) + 1, every)), height=200, x_label="step")
+    st.session_state.pop(QUEUE_JOB_KEY, None)
     bar.empty()
     chart.empty()
-    return result
-
-
-@st.cache_data(max_entries=32)
-def test_confusion(_result: TrainResult, key: str):
-    """Confusion counts of a model on its test set (cached by the model's config key)."""
-    data = dataset(_result.config.dataset)
-    return confusion_matrix(_result.model, data.x_test, data.y_test, data.num_classes)
+    if job.state == "done":
+        return job.result
+    if job.state == "failed":
+        st.error(f"Training failed: {job.error} Your current model is unchanged.")
+    else:
+        st.info("This training was cancelled. Your current model is unchanged; press **Train now** to train it.")
+        st.session_state[CANCELLED_KEY] = config.key()
+    st.stop()
 
 
 def percent(value: float) -> str:
@@ -131,8 +153,9 @@ def current_model() -> tuple[TrainResult, ImageData]:
     """The visitor's model and its data; trains the default first if there is none yet."""
     if MODEL_KEY not in st.session_state:
         st.info("No model trained yet, so LayerLens first trains the default one (a few seconds)…")
-        data = dataset(SAMPLE)
-        set_current_model(train_with_progress(preset_train_config("tiny", data), data))  # reruns the page
+        data = server.dataset(SAMPLE)
+        # everyone's first model: nobody may cancel it for the others
+        set_current_model(train_with_progress(preset_train_config("tiny", data), data, cancellable=False))
     result = st.session_state[MODEL_KEY]
     if result.diverged:
         st.warning("Your current model diverged while training, so its weights are no longer numbers and there is "
@@ -140,7 +163,7 @@ def current_model() -> tuple[TrainResult, ImageData]:
         st.page_link("pages/1_train.py", label="Train", icon="🏋️")
         st.stop()
     try:
-        data = dataset(result.config.dataset)
+        data = server.dataset(result.config.dataset)
     except ValueError as err:
         st.error(f"The current model was trained on data that is not available here. {err}")
         st.stop()
@@ -153,7 +176,7 @@ def pick_test_image(prefix: str, labels: torch.Tensor, classes: tuple[str, ...],
     index_key, class_key = f"{prefix}_index", f"{prefix}_class"
 
     def pick_random() -> None:
-        index = random.randrange(len(labels))
+        index = secrets.randbelow(len(labels))  # not the global random generator, which every visitor shares
         label = int(labels[index])
         st.session_state[class_key] = label
         st.session_state[index_key] = int((labels[:index] == label).sum())
@@ -172,31 +195,12 @@ def pick_test_image(prefix: str, labels: torch.Tensor, classes: tuple[str, ...],
     return in_class[min(position, len(in_class) - 1)]
 
 
-@st.cache_resource(max_entries=16, show_spinner="Making the features…")
-def classic_rows(name: str, kind: str, hog_cell: int, cnn_key: str, size: int, seed: int, split: str,
-                 _model) -> tuple[np.ndarray, np.ndarray]:
-    """Feature rows and labels of a dataset's training subset (split "train") or test subset ("test")."""
-    data = dataset(name)
-    if split == "train":
-        idx = subset_indices(len(data.x_train), size, seed)  # the images the CNN uses for this size
-        images, labels = data.x_train[idx], data.y_train[idx]
-    else:
-        idx = subset_indices(len(data.x_test), size, seed)
-        images, labels = data.x_test[idx], data.y_test[idx]
-    return feature_matrix(kind, images, hog_cell, _model), labels.numpy()
+def classic_model(config: ClassicConfig, cnn: Net) -> ClassicResult:
+    """The shared fitted model for config; the CNN counts only where its features are used."""
+    return server.classic_model(config, cnn if config.features == "cnn" else None)
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
-def classic_model(config: ClassicConfig, _cnn) -> ClassicResult:
-    """A traditional model fitted as config says (shared by every visitor: same config, same model)."""
-    data = dataset(config.dataset)
-    rows = (config.dataset, config.features, config.hog_cell, config.cnn)
-    x_train, y_train = classic_rows(*rows, config.train_size, config.seed, "train", _cnn)
-    x_test, y_test = classic_rows(*rows, config.test_size, 0, "test", _cnn)
-    return fit_classic(config, x_train, y_train, x_test, y_test, data.num_classes)
-
-
-def classic_models(configs: list[ClassicConfig], cnn) -> list[ClassicResult]:
+def classic_models(configs: list[ClassicConfig], cnn: Net) -> list[ClassicResult]:
     """The fitted models for configs, from the cache or fitted now with a progress bar.
 
     A model that cannot be fitted (say, a HOG cell too big for the images) gets a message and is left out.
@@ -220,25 +224,13 @@ def classic_models(configs: list[ClassicConfig], cnn) -> list[ClassicResult]:
     return fitted
 
 
-@st.cache_resource(max_entries=8, show_spinner=False)
-def cnn_test_scores(_result: TrainResult, key: str) -> tuple[np.ndarray, float]:
-    """The CNN's probabilities for every test image, and how many seconds predicting them took."""
-    return cnn_test_probabilities(_result.model, dataset(_result.config.dataset).x_test)
-
-
-@st.cache_resource
-def _curve_store() -> dict:
-    """Measured learning curves, by what they measured (shared by every visitor)."""
-    return {}
-
-
 def learning_curves(result: TrainResult, data: ImageData, configs: list[ClassicConfig], cnn_sizes: list[int],
                     measure: bool) -> dict[str, list[tuple[int, float]]] | None:
     """Test accuracy against training-set size: the CNN's recipe retrained on each of cnn_sizes images, and each
     traditional model as configs say. Measured (with a progress bar) only when measure is true, then kept."""
-    key = (result.config.key(), tuple(cnn_sizes), tuple(c.key() for c in configs))
-    if key in _curve_store() or not measure:
-        return _curve_store().get(key)
+    key = ("learning curves", model_key(result), tuple(cnn_sizes), tuple(c.key() for c in configs))
+    if key in server.results() or not measure:
+        return server.results().get(key)
     curves = {"CNN": []}
     bar = st.progress(0.0)
     jobs = len(configs) + len(cnn_sizes)
@@ -251,14 +243,14 @@ def learning_curves(result: TrainResult, data: ImageData, configs: list[ClassicC
         found = classic_model(config, result.model)
         curves.setdefault(found.label, []).append((found.train_images, found.test_accuracy))
     bar.empty()
-    _curve_store()[key] = curves
+    server.results().put(key, curves)
     return curves
 
 
 def _cnn_on(result: TrainResult, data: ImageData, size: int, train: bool = True) -> TrainResult | None:
     """The visitor's CNN recipe retrained on the first `size` training images (from the cache, or trained now)."""
     config = curve_train_config(result.config, size, len(data.x_train))
-    return model_cache().get_or_train(config, data) if train else model_cache().get(config)
+    return train_with_progress(config, data) if train else server.model_cache().get(config)
 
 
 def data_size_curve(result: TrainResult, data: ImageData, sizes: list[int], measure: bool) -> list[tuple[int, float]] | None:

@@ -10,7 +10,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .inspection import capture
+from .inspection import run_layers
 from .nets import Net
 
 
@@ -23,13 +23,13 @@ def probe_layers(model: Net) -> list[str]:
 @torch.no_grad()
 def layer_features(model: Net, images: torch.Tensor, batch_size: int = 500) -> dict[str, np.ndarray]:
     """Every probed layer's activations, flattened to one row per image (N, D); "input" is the raw pixels."""
-    model.eval()
+    if model.training:  # shared models are kept in eval mode: no write to them
+        model.eval()
     layers = probe_layers(model)
     rows: dict[str, list[np.ndarray]] = {"input": [], **{name: [] for name in layers}}
     for i in range(0, len(images), batch_size):
         batch = images[i:i + batch_size]
-        with capture(model, layers) as outputs:
-            model(batch)
+        outputs = run_layers(model, batch, keep=layers)
         rows["input"].append(batch.flatten(1).numpy())
         for name in layers:
             rows[name].append(outputs[name].flatten(1).numpy())

@@ -1,16 +1,19 @@
 """Checkpoints (config + weights + metrics) and the model cache keyed by config hash."""
 from __future__ import annotations
 
+import logging
 import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from .caching import ByteCache
 from .data import ImageData
 from .nets import Net
 from .training import Progress, TrainConfig, TrainResult, fit
+
+log = logging.getLogger(__name__)
 
 
 def save_checkpoint(result: TrainResult, path: Path) -> Path:
@@ -37,23 +40,22 @@ def load_checkpoint(path: Path) -> TrainResult:
     return TrainResult(model, config, ckpt["history"], ckpt["metrics"], ckpt.get("diverged"))
 
 
-class ModelCache:
-    """Trained models by config hash: the latest few in memory for every visitor, all on disk across restarts."""
+MODELS_MB = 512  # default memory for trained models kept for every visitor (the disk keeps them all)
 
-    def __init__(self, directory: Path | None, max_in_memory: int = 16):
+
+class ModelCache:
+    """Trained models by config hash: the most recently used in memory (at most max_bytes) for every visitor, all of
+    them on disk across restarts. Thread-safe; the models it hands out are shared and must not be changed."""
+
+    def __init__(self, directory: Path | None, max_bytes: int = MODELS_MB * 2**20):
         self.directory = Path(directory) if directory else None
-        self.max_in_memory = max_in_memory
-        self._memory: OrderedDict[str, TrainResult] = OrderedDict()  # least recently used first
-        # One training at a time: two trainings sharing the CPU cores run far slower than one after the
-        # other, and a second visitor asking for the same config then gets the first one's model.
+        self._memory = ByteCache(max_bytes, "model cache")
+        # get_or_train: one training at a time (the app's server trains through a TrainingQueue instead)
         self._training = threading.Lock()
 
-    def _remember(self, key: str, result: TrainResult) -> TrainResult:
-        self._memory[key] = result
-        self._memory.move_to_end(key)
-        while len(self._memory) > self.max_in_memory:
-            self._memory.popitem(last=False)
-        return result
+    @property
+    def memory(self) -> ByteCache:
+        return self._memory
 
     def _path(self, config: TrainConfig) -> Path | None:
         return self.directory / f"{config.key()}.pt" if self.directory else None
@@ -61,24 +63,28 @@ class ModelCache:
     def get(self, config: TrainConfig) -> TrainResult | None:
         """The cached result for config, from memory or disk, else None."""
         key = config.key()
-        if key in self._memory:
-            return self._remember(key, self._memory[key])
+        found = self._memory.get(key)
+        if found is not None:
+            return found
         path = self._path(config)
         if path and path.exists():
             try:
-                return self._remember(key, load_checkpoint(path))
-            except ValueError:
-                return None  # an unreadable cache file is just a miss; training overwrites it
+                result = load_checkpoint(path)
+            except ValueError as err:
+                log.warning("unreadable cached model %s (%s): it will be trained again", path, err)
+                return None
+            self._memory.put(key, result)
+            return result
         return None
 
     def put(self, result: TrainResult) -> None:
-        self._remember(result.config.key(), result)
+        self._memory.put(result.config.key(), result)
         path = self._path(result.config)
         if path:
             try:
                 save_checkpoint(result, path)
-            except OSError:
-                pass  # a read-only disk only costs a retrain after a restart
+            except OSError as err:
+                log.warning("could not write %s (%s): this model will be trained again after a restart", path, err)
 
     def get_or_train(self, config: TrainConfig, data: ImageData,
                      on_step: Callable[[Progress], None] | None = None) -> TrainResult:

@@ -138,7 +138,8 @@ def hog_features(images: torch.Tensor, cell: int) -> np.ndarray:
 @torch.no_grad()
 def cnn_features(model: Net, images: torch.Tensor, batch_size: int = 500) -> np.ndarray:
     """(N, C, H, W) → (N, D): the CNN's penultimate layer, the features its own classifier reads."""
-    model.eval()
+    if model.training:  # shared models are kept in eval mode: no write to them
+        model.eval()
     body = model.layers[:-1]  # every layer but the classifier
     device = next(model.parameters()).device
     return torch.cat([body(images[i:i + batch_size].to(device)).cpu()
@@ -357,7 +358,8 @@ def nearest_neighbours(estimator: KNeighborsClassifier, row: np.ndarray) -> tupl
 @torch.no_grad()
 def cnn_test_probabilities(model: Net, images: torch.Tensor, batch_size: int = 500) -> tuple[np.ndarray, float]:
     """The CNN's class probabilities for every test image (N, classes), and the seconds that took."""
-    model.eval()
+    if model.training:  # shared models are kept in eval mode: no write to them
+        model.eval()
     start = time.perf_counter()
     probs = torch.cat([model(images[i:i + batch_size]).softmax(1) for i in range(0, len(images), batch_size)])
     return probs.numpy(), time.perf_counter() - start

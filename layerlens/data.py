@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import logging
 import os
 import tarfile
 from dataclasses import dataclass
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+log = logging.getLogger(__name__)
 
 SAMPLE = "mnist-sample"
 DIGITS = tuple(str(d) for d in range(10))
@@ -31,6 +34,27 @@ FOLDER_PREFIX = "folder:"
 
 class DatasetUnavailable(ValueError):
     """The dataset is not on disk and could not be fetched; the message says what to do."""
+
+
+FOLDERS_SETTING = "LAYERLENS_FOLDERS"
+
+
+def folders_root() -> Path:
+    """The one folder visitors may read image folders from: $LAYERLENS_FOLDERS, else the data folder."""
+    return Path(os.environ.get(FOLDERS_SETTING) or default_data_dir()).expanduser().resolve()
+
+
+def allowed_folder(text: str, root: Path) -> Path:
+    """The image folder (or archive) that text names, relative to root or absolute, with symlinks and '..'
+    resolved; refused with a sentence when it lies outside root."""
+    raw = Path(text.strip()).expanduser()
+    resolved = (raw if raw.is_absolute() else root / raw).resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise DatasetUnavailable(
+            f"'{text.strip()}' is outside the folder this server lets visitors read: {root.resolve()}. Put the image "
+            f"folder inside it and type its name (relative names are read from there), or ask the teacher to start "
+            f"the server with {FOLDERS_SETTING} set to the folder that holds the class's images.")
+    return resolved
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,11 +168,15 @@ def _decode(raw: bytes):
     return _square(img, FOLDER_IMAGE_SIZE) if max(img.size) > 64 else img
 
 
-def _folder_files(path: Path):
-    """Yield (split, class, file name, read-bytes function) for every image in a folder or .tar(.gz) archive."""
+def _folder_files(path: Path, within: Path | None = None):
+    """Yield (split, class, file name, read-bytes function) for every image in a folder or .tar(.gz) archive.
+    within: refuse files (a symlink, say) that lead outside this folder."""
     if path.is_dir():
         for f in sorted(path.glob("*/*/*")):
             if f.suffix.lower() in IMAGE_SUFFIXES and f.parts[-3] in ("train", "test"):
+                if within is not None and not f.resolve().is_relative_to(within):
+                    raise DatasetUnavailable(f"{f.relative_to(path)} links to a file outside {within}, which this "
+                                             f"server does not read. Copy the image into the folder instead.")
                 yield f.parts[-3], f.parts[-2], f.name, f.read_bytes
         return
     if not tarfile.is_tarfile(path):
@@ -178,12 +206,13 @@ def mixed_order(count: int) -> torch.Tensor:
     return torch.randperm(count, generator=torch.Generator().manual_seed(0))
 
 
-def load_folder(path: Path, cache_dir: Path | None = None) -> ImageData:
+def load_folder(path: Path, cache_dir: Path | None = None, within: Path | None = None) -> ImageData:
     """Images under train/<class>/* and test/<class>/* (a folder or a .tar.gz of one).
 
     Images that are all one square size up to 64 px keep it; others are centre-cropped and resized
     to 32×32. Grey stays grey unless any image has colour. Each split is stored in mixed_order, not class
-    by class. Decoded once; the uint8 arrays are cached on disk so the next load is fast.
+    by class. Decoded once; the uint8 arrays are cached on disk so the next load is fast. within: the folder that
+    no image may lead out of (see allowed_folder).
     """
     path = Path(path).expanduser()
     if not path.exists():
@@ -195,7 +224,7 @@ def load_folder(path: Path, cache_dir: Path | None = None) -> ImageData:
         return from_uint8(name, d["x_train"], d["y_train"], d["x_test"], d["y_test"], d["classes"])
 
     images: dict[str, list] = {"train": [], "test": []}  # split → [(class, PIL image)]
-    for split, label, filename, read in _folder_files(path):
+    for split, label, filename, read in _folder_files(path, within):
         try:
             images[split].append((label, _decode(read())))
         except Exception as err:  # PIL raises many kinds for broken files
@@ -221,19 +250,27 @@ def load_folder(path: Path, cache_dir: Path | None = None) -> ImageData:
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         torch.save({**arrays, "classes": classes}, cached)
-    except OSError:
-        pass  # a read-only cache only costs speed
+    except OSError as err:  # a read-only cache only costs speed
+        log.warning("could not cache the decoded folder at %s (%s): it is decoded again next time", cached, err)
     return from_uint8(name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], classes)
 
 
-def load_dataset(name: str, data_dir: Path | None = None, cache_dir: Path | None = None) -> ImageData:
-    """Train and test tensors for a dataset name (see DATASETS, or 'folder:PATH')."""
+def load_dataset(name: str, data_dir: Path | None = None, cache_dir: Path | None = None,
+                 folders: Path | None = None) -> ImageData:
+    """Train and test tensors for a dataset name (see DATASETS, or 'folder:PATH').
+
+    folders: image folders must lie inside it (PATH may be relative to it); the app passes folders_root(), so a
+    visitor reaches only what the teacher allowed. Without it (the CLI) any path works."""
     data_dir = Path(data_dir or default_data_dir())
     cache_dir = Path(cache_dir or default_cache_dir(data_dir))
     if name == SAMPLE:
         return load_sample()
     if name.startswith(FOLDER_PREFIX):
-        return load_folder(Path(name[len(FOLDER_PREFIX):]), cache_dir)
+        text = name[len(FOLDER_PREFIX):]
+        if folders is None:
+            return load_folder(Path(text), cache_dir)
+        root = folders.resolve()
+        return dataclasses.replace(load_folder(allowed_folder(text, root), cache_dir, within=root), name=name)
     if name not in DATASETS:
         raise ValueError(f"Unknown dataset {name!r}; choose one of {sorted(DATASETS)} or 'folder:PATH'.")
     try:

@@ -63,7 +63,8 @@ def channel_maxima(model: Net, images: torch.Tensor, layers: list[str], batch_si
 
     One pass over the images for all layers; only the per-image maxima are kept, so memory stays small.
     """
-    model.eval()
+    if model.training:  # shared models are kept in eval mode: no write to them
+        model.eval()
     last = max(layers, key=lambda name: [n for n, _ in model.layers.named_children()].index(name))
     prefix = _prefix(model, last)
     values = {layer: [] for layer in layers}
@@ -127,7 +128,8 @@ def visualise_channels(model: Net, layer: str, channels: list[int], steps: int =
     """
     net = model.config
     prefix = _prefix(model, pre_activation(model, layer))
-    model.eval()
+    if model.training:  # shared models are kept in eval mode: no write to them
+        model.eval()
     generator = torch.Generator().manual_seed(seed)
     image = (0.5 + 0.05 * torch.randn(len(channels), net.in_channels, net.image_size, net.image_size,
                                       generator=generator)).requires_grad_(True)
@@ -139,9 +141,8 @@ def visualise_channels(model: Net, layer: str, channels: list[int], steps: int =
         # the centre unit, like one neuron: a map's mean would be linear in the pixels for block 1 and
         # be maximised by a flat colour; one unit wants a pattern inside its receptive field
         target = out[torch.arange(len(channels)), wanted, out.shape[2] // 2, out.shape[3] // 2]
-        loss = -target.sum()
-        optimizer.zero_grad()
-        loss.backward()
+        # the gradient for the image alone: nothing lands in the (shared) model's weights
+        (image.grad,) = torch.autograd.grad(-target.sum(), image)
         optimizer.step()
         with torch.no_grad():
             image.sub_(decay * (image - 0.5))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -11,42 +10,33 @@ from torch import nn
 from .nets import Net
 
 
-@contextmanager
-def single_thread():
-    """Run torch on one thread while inside: for one image, a second thread only adds hand-over costs, and on a
-    2-core machine it competes with the browser (measured: the One neuron page's script 0.35 s → 0.10 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-@contextmanager
-def capture(model: Net, names: list[str] | None = None):
-    """Record the output of each named layer (all by default) while the block runs; hooks are always removed."""
-    outputs: OrderedDict[str, torch.Tensor] = OrderedDict()
-    handles = []
-    try:
-        for name, module in model.layers.named_children():
-            if names is None or name in names:
-                handles.append(module.register_forward_hook(
-                    lambda _m, _inp, out, name=name: outputs.__setitem__(name, out.detach())))
-        yield outputs
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-@single_thread()
 @torch.no_grad()
-def layer_outputs(model: Net, images: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
-    """Every layer's output, in order, for images (N, C, H, W) in [0, 1]; the model is put in eval mode."""
-    model.eval()
-    with capture(model) as outputs:
-        model(images)
+def run_layers(model: Net, images: torch.Tensor, keep: list[str] | None = None, until: str | None = None,
+               switched_off: tuple[str, list[int]] | None = None) -> OrderedDict[str, torch.Tensor]:
+    """Run the network one named layer at a time and return the outputs of the layers in `keep` (all by default).
+
+    No hooks and no change to the model: a model shared by every visitor can be looked into from many threads at
+    once. until: stop after this layer. switched_off: (layer, channels) whose outputs are set to 0 on the way.
+    """
+    if model.training:  # a model in the shared cache is always in eval mode; anything else is put there
+        model.eval()
+    outputs: OrderedDict[str, torch.Tensor] = OrderedDict()
+    x = images
+    for name, module in model.layers.named_children():
+        x = module(x)
+        if switched_off is not None and name == switched_off[0] and switched_off[1]:
+            x = x.clone()
+            x[:, switched_off[1]] = 0
+        if keep is None or name in keep:
+            outputs[name] = x
+        if name == until:
+            break
     return outputs
+
+
+def layer_outputs(model: Net, images: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
+    """Every layer's output, in order, for images (N, C, H, W) in [0, 1]."""
+    return run_layers(model, images)
 
 
 def layer_table(model: Net) -> list[dict]:
@@ -74,7 +64,6 @@ def confusion_counts(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: in
 def confusion_matrix(model: Net, x: torch.Tensor, y: torch.Tensor, num_classes: int,
                      batch_size: int = 256) -> torch.Tensor:
     """Counts (true class, predicted class) of a model over a labelled set."""
-    model.eval()
     predictions = torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
     return confusion_counts(y, predictions, num_classes)
 
@@ -95,7 +84,6 @@ class NeuronSum:
         return self.inputs * self.weights
 
 
-@single_thread()
 @torch.no_grad()
 def neuron_sum(model: Net, image: torch.Tensor, layer: str, channel: int, row: int = 0, col: int = 0,
                outputs: OrderedDict[str, torch.Tensor] | None = None) -> NeuronSum:

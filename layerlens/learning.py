@@ -46,9 +46,7 @@ def gradient_step(model: Net, images: torch.Tensor, labels: torch.Tensor, learni
 
 def random_start(config: NetConfig, seed: int = 0) -> Net:
     """The network before any learning: exactly the random weights fit() starts from with this seed."""
-    with torch.random.fork_rng():  # leaves the global random state as it was
-        torch.manual_seed(seed)
-        return Net(config).eval()
+    return Net(config, seed=seed).eval()
 
 
 def layer_changes(report: StepReport) -> list[dict]:

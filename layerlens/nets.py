@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -100,13 +101,38 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
+class SeededDropout(nn.Dropout):
+    """Dropout that draws its masks from `generator` when one is set (fit sets its own), not from torch's global
+    generator: other visitors' threads draw from that one too, so a cached model would depend on who trained it."""
+
+    generator: torch.Generator | None = None
+
+    def forward(self, x):
+        if not self.training or self.p == 0 or self.generator is None:
+            return super().forward(x)
+        keep = torch.empty_like(x).bernoulli_(1 - self.p, generator=self.generator)
+        return x * keep / (1 - self.p)
+
+
+def init_weights(model: nn.Module, generator: torch.Generator) -> None:
+    """PyTorch's default initialisation of every conv and linear layer, drawn from generator (not the global one)."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
+                if module.bias is not None:
+                    bound = 1 / math.sqrt(module.weight[0].numel())  # 1/√fan_in
+                    nn.init.uniform_(module.bias, -bound, bound, generator=generator)
+
+
 class Net(nn.Module):
     """conv → [batch-norm] → activation → max-pool, per block; then flatten → dense → classifier.
 
-    Every step is its own named child so inspection can hook each one.
+    Every step is its own named child so inspection can run (and show) them one by one. The weights start
+    from a generator seeded with `seed`: the same seed gives the same network in any thread.
     """
 
-    def __init__(self, config: NetConfig):
+    def __init__(self, config: NetConfig, seed: int = 0):
         super().__init__()
         config.validate()
         self.config = config
@@ -126,13 +152,14 @@ class Net(nn.Module):
         flat = c_in * side * side
         layers.append(("flatten", nn.Flatten()))
         if config.dropout:
-            layers.append(("dropout", nn.Dropout(config.dropout)))
+            layers.append(("dropout", SeededDropout(config.dropout)))
         if config.dense:
             layers.append(("dense", nn.Linear(flat, config.dense)))
             layers.append(("dense_act", act()))
             flat = config.dense
         layers.append(("classifier", nn.Linear(flat, config.num_classes)))
         self.layers = nn.Sequential(OrderedDict(layers))
+        init_weights(self, torch.Generator().manual_seed(seed))
         if config.batch_norm:
             # Batch-norm makes block 1's output blind to its kernels' scale, so start them small: what the
             # kernels learn then shows in them, instead of staying buried in their random start.

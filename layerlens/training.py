@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .data import ImageData, mirror_by_default
-from .nets import Net, NetConfig, parameter_counts, weighted_layers
+from .nets import Net, NetConfig, SeededDropout, parameter_counts, weighted_layers
 
 OPTIMIZERS = ("adam", "sgd")
 EPOCH_TEST_IMAGES = 2000  # test images scored after every epoch but the last (which scores all of them)
@@ -79,9 +79,10 @@ class Progress:
     test_accuracy: float | None = None
 
 
-@dataclass
+@dataclass(eq=False)
 class TrainResult:
-    """A trained model with its config, history and metrics."""
+    """A trained model with its config, history and metrics. Shared results are read-only: nothing may change the
+    model's weights once it is trained (model_key caches a digest of them)."""
 
     model: Net
     config: TrainConfig
@@ -93,6 +94,26 @@ class TrainResult:
     #                at epochs 0, 1, 2, 4, … before the last; absent in models trained before it was added)
     metrics: dict  # test_accuracy, train_accuracy, seconds, train_seconds, images_per_second, ...
     diverged: str | None = None  # the explanation, when training blew up
+
+
+def weights_digest(model: nn.Module) -> str:
+    """A short hash of every weight and buffer: two models with the same numbers get the same digest."""
+    digest = hashlib.sha1()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def model_key(result: TrainResult) -> str:
+    """What a result computed from this model depends on: its config and its weights (computed once per result).
+
+    The config alone is not enough: a checkpoint loaded from models/ can share a config with a model trained on
+    this server and still have other weights."""
+    key = result.__dict__.get("_model_key")
+    if key is None:
+        key = result.__dict__["_model_key"] = f"{result.config.key()}-{weights_digest(result.model)}"
+    return key
 
 
 def training_problem(result: TrainResult) -> str | None:
@@ -127,7 +148,8 @@ def pick_device() -> torch.device:
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> tuple[float, float]:
     """Mean cross-entropy loss and accuracy of model on (x, y)."""
-    model.eval()
+    if model.training:  # shared models are kept in eval mode: no write to them
+        model.eval()
     device = next(model.parameters()).device
     loss, correct = 0.0, 0
     for i in range(0, len(x), batch_size):
@@ -195,9 +217,14 @@ def fit(config: TrainConfig, data: ImageData, on_step: Callable[[Progress], None
                          f"{config.net.num_classes} classes, but {data.name} has {data.channels}×"
                          f"{data.image_size}² images in {data.num_classes} classes.")
     device = device or pick_device()
-    torch.manual_seed(config.seed)
     layout = memory_format(config.net)
-    model = Net(config.net).to(device, memory_format=layout)
+    # every random draw comes from the run's own generators, never torch's global one, which other visitors' threads
+    # share: the same config gives the same model whoever trains it, whenever
+    model = Net(config.net, seed=config.seed).to(device, memory_format=layout)
+    generator = torch.Generator(device="cpu").manual_seed(config.seed)  # batches and mirror flips
+    for module in model.modules():
+        if isinstance(module, SeededDropout):
+            module.generator = torch.Generator(device=device).manual_seed(config.seed + 1)
     x_train, y_train = training_subset(config, data)
     x_train, y_train = x_train.to(device).contiguous(memory_format=layout), y_train.to(device)
     x_test, y_test = data.x_test.to(device), data.y_test.to(device)
@@ -224,7 +251,6 @@ def fit(config: TrainConfig, data: ImageData, on_step: Callable[[Progress], None
     snapshots = {name: [w.detach().clone()] for name, w in layers.items()}
     grad_norms = []  # per step, (layers,): the size of the error signal arriving at each layer's weights
     diverged, step, train_seconds = None, 0, 0.0
-    generator = torch.Generator(device="cpu").manual_seed(config.seed)
     start = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -235,7 +261,7 @@ def fit(config: TrainConfig, data: ImageData, on_step: Callable[[Progress], None
             idx = perm[i:i + bs]
             xb, yb = x_train[idx], y_train[idx]
             if config.augment:  # mirror half the batch: a photo's mirror image shows the same class
-                flip = torch.rand(len(idx), device=device) < 0.5
+                flip = (torch.rand(len(idx), generator=generator) < 0.5).to(device)
                 xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
             logits = model(xb)
             loss = nn.functional.cross_entropy(logits, yb)
@@ -292,6 +318,10 @@ def fit(config: TrainConfig, data: ImageData, on_step: Callable[[Progress], None
     norms = torch.stack(grad_norms).cpu() if grad_norms else torch.zeros(0, len(layers))  # (steps, layers)
     history["grad_norm"] = {name: norms[:, i].tolist() for i, name in enumerate(layers)}
     model.eval()
+    model.zero_grad(set_to_none=True)  # the last step's gradients are no part of the trained model
+    for module in model.modules():
+        if isinstance(module, SeededDropout):
+            module.generator = None  # a generator is no weight: the trained model carries none
     images = step * bs if step < total else n * config.epochs
     metrics = {
         "dataset": data.name,

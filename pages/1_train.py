@@ -1,13 +1,15 @@
 """Train page: every architecture and training setting as a widget; moving one retrains."""
+import layerlens  # noqa: F401 - first, before torch: OpenMP threads sleep when idle (layerlens/__init__.py)
 import re
 
 import pandas as pd
 import streamlit as st
 
+import server
 import session
 from layerlens import plots
 from layerlens.checkpoints import load_checkpoint, save_checkpoint
-from layerlens.data import DATASETS, FOLDER_PREFIX, SAMPLE, mirror_by_default
+from layerlens.data import DATASETS, FOLDER_PREFIX, FOLDERS_SETTING, SAMPLE, folders_root, mirror_by_default
 from layerlens.inspection import layer_table
 from layerlens.nets import ACTIVATIONS, PRESETS, NetConfig
 from layerlens.training import (OPTIMIZERS, PRESET_TRAINING, RECOMMENDED_PRESET, SCHEDULES, TrainConfig,
@@ -46,7 +48,7 @@ def load_saved_model() -> None:
     """Make the chosen saved model current and set every widget to its settings (so it is not retrained)."""
     try:
         loaded = load_checkpoint(session.models_dir() / st.session_state.train_load_name)
-        session.dataset(loaded.config.dataset)  # refuse a model whose data is missing here
+        server.dataset(loaded.config.dataset)  # refuse a model whose data is missing here
     except ValueError as err:
         st.session_state.train_load_error = str(err)
         return
@@ -99,7 +101,9 @@ with st.sidebar.expander("**Data**", expanded=True):
     if choice in DATASETS:
         st.caption(DATASETS[choice][0])
     else:
-        path = st.text_input("Folder with train/<class>/ and test/<class>/ (or a .tar.gz of one)", key="train_folder")
+        path = st.text_input("Folder with train/<class>/ and test/<class>/ (or a .tar.gz of one)", key="train_folder",
+                             help=f"Read from inside {folders_root()} (the teacher sets it with {FOLDERS_SETTING}); "
+                                  "type a name relative to it.")
         name = f"{FOLDER_PREFIX}{path.strip()}" if path.strip() else None
     st.selectbox("Preset", list(PRESETS), key="train_preset", on_change=apply_preset,
                  help="tiny: 3 small blocks · lenet: LeCun's classic · deep: 4 wide blocks for colour photos")
@@ -132,7 +136,7 @@ with st.sidebar.expander("**Training**", expanded=True):
     seed = st.number_input("Random seed", 0, 9999, key="train_seed")
 
 try:
-    data = session.dataset(name) if name else None
+    data = server.dataset(name) if name else None
 except ValueError as err:
     st.error(str(err))
     st.button("Use the offline sample", key="train_btn_sample", on_click=use_sample)
@@ -156,8 +160,10 @@ if data is not None:
 
 current = session.peek_current_model()
 if config is not None and (current is None or current.config != config):
-    if auto or pressed or session.model_cache().get(config) is not None:
+    if pressed or server.model_cache().get(config) is not None or (auto and not session.cancelled(config)):
         session.set_current_model(session.train_with_progress(config, data))
+    elif auto:
+        st.info("You cancelled the training of these settings. Press **Train now** to train them after all.")
     else:
         st.info("Settings changed. Press **Train now** to train this network (auto-retrain is off).")
 
@@ -187,8 +193,8 @@ with st.expander("As a table"):
 
 st.subheader("Which classes get confused?")
 st.caption("Rows are the true class, columns the network's answer: the diagonal is right, everything else a mistake.")
-shown_data = session.dataset(result.config.dataset)
-st.plotly_chart(plots.confusion_figure(session.test_confusion(result, result.config.key()), shown_data.classes),
+shown_data = server.dataset(result.config.dataset)
+st.plotly_chart(plots.confusion_figure(server.test_confusion(result), shown_data.classes),
                 key="train_confusion")
 
 with st.expander("Saved models (models/ folder)"):

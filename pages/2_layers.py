@@ -1,4 +1,5 @@
 """Layers page: one test image, followed through every layer to the output probabilities."""
+import layerlens  # noqa: F401 - first, before torch: OpenMP threads sleep when idle (layerlens/__init__.py)
 import streamlit as st
 import torch
 

@@ -1,7 +1,9 @@
 """Filters & features page: what each channel has learned, from edges in block 1 to parts deeper down."""
+import layerlens  # noqa: F401 - first, before torch: OpenMP threads sleep when idle (layerlens/__init__.py)
 import streamlit as st
 import torch
 
+import server
 import session
 from layerlens import plots
 from layerlens.features import (TopPatches, centre_field, channel_maxima, orientation_label, settling_order,
@@ -13,25 +15,25 @@ PATCH_IMAGES = 10_000  # test images searched for top patches
 PER_PAGE = 12  # channels shown at once
 
 
-@st.cache_data(max_entries=8, show_spinner="Searching the test images for what excites each channel…")
-def block_patches(_result, key: str) -> dict[int, TopPatches]:
+@server.shared_result("Searching the test images for what excites each channel…")
+def block_patches(result) -> dict[int, TopPatches]:
     """Every block's top 9 test patches per channel (one pass over the images, cached per model)."""
-    model, images = _result.model, session.dataset(_result.config.dataset).x_test[:PATCH_IMAGES]
-    blocks = range(1, len(_result.config.net.channels) + 1)
+    model, images = result.model, server.dataset(result.config.dataset).x_test[:PATCH_IMAGES]
+    blocks = range(1, len(result.config.net.channels) + 1)
     found = channel_maxima(model, images, [f"act{i}" for i in blocks])
     return {i: top_patches(model, images, f"act{i}", k=9, maxima=found[f"act{i}"]) for i in blocks}
 
 
-@st.cache_data(max_entries=32, show_spinner="Growing images that excite each channel…")
-def visualisations(_result, key: str, layer: str, channels: tuple[int, ...], steps: int) -> torch.Tensor:
-    grown = visualise_channels(_result.model, layer, list(channels), steps=steps)
-    return centre_field(_result.model, layer, grown)
+@server.shared_result("Growing images that excite each channel…")
+def visualisations(result, layer: str, channels: tuple[int, ...], steps: int) -> torch.Tensor:
+    grown = visualise_channels(result.model, layer, list(channels), steps=steps)
+    return centre_field(result.model, layer, grown)
 
 
 result, data = session.current_model()
 model, net = result.model, result.config.net
 blocks = len(net.channels)
-tops = block_patches(result, result.config.key())
+tops = block_patches(result)
 
 st.title("🔎 What each channel has learned")
 st.markdown("Nobody told this network what to look for. Below, for every layer, are the pieces of test images "
@@ -79,7 +81,7 @@ count = top.values.shape[0]
 first = c_from.slider("First channel shown", 0, count - PER_PAGE, key="features_first") if count > PER_PAGE else 0
 steps = c_steps.select_slider("Feature-visualisation steps", [0, 25, 50, 100, 200], value=100, key="features_steps")
 channels = tuple(range(first, min(count, first + PER_PAGE)))
-wants = visualisations(result, result.config.key(), f"act{block}", channels, steps) if steps else None
+wants = visualisations(result, f"act{block}", channels, steps) if steps else None
 tiles, labels = [], []
 for c in channels:
     tiles += ([plots.stretch(wants[c - first])] if wants is not None else []) + [top.patches[c, j] for j in range(9)]

@@ -1,15 +1,17 @@
 """Traditional ML page: five scikit-learn models beside the CNN, on the same images, split and test set."""
+import layerlens  # noqa: F401 - first, before torch: OpenMP threads sleep when idle (layerlens/__init__.py)
 import pandas as pd
 import streamlit as st
 import torch
 
+import server
 import session
 from layerlens import plots
 from layerlens.classic import (FEATURES, HOG_CELLS, MODELS, classic_config, curve_sizes,
                                logistic_templates, nearest_neighbours, read_curves,
                                tree_rules, tree_splits)
 from layerlens.inspection import confusion_counts
-from layerlens.training import subset_indices
+from layerlens.training import model_key, subset_indices
 
 session.page_setup("Traditional ML")
 
@@ -54,7 +56,7 @@ y_scored = data.y_test[scored]
 def configs_for(kind: str, train_size: int) -> list:
     return [classic_config(name, features=kind, hog_cell=cell if kind == "hog" else 4, dataset=data.name,
                            train_size=0 if train_size >= available else train_size, test_size=test_size,
-                           seed=result.config.seed, cnn=result.config.key() if kind == "cnn" else "",
+                           seed=result.config.seed, cnn=model_key(result) if kind == "cnn" else "",
                            **settings[name]) for name in MODELS]
 
 
@@ -72,7 +74,7 @@ if "pixels" not in fitted:
     st.stop()
 kinds = list(fitted)
 st.session_state[session.CLASSIC_KEY] = fitted["pixels"]
-cnn_probs, cnn_seconds = session.cnn_test_scores(result, result.config.key())
+cnn_probs, cnn_seconds = server.cnn_test_scores(result)
 cnn_probs, cnn_seconds = cnn_probs[scored.numpy()], cnn_seconds * len(scored) / len(data.x_test)
 cnn_accuracy = float((cnn_probs.argmax(1) == y_scored.numpy()).mean())
 

@@ -1,4 +1,5 @@
 """One neuron page: your own digit or photo, its prediction, and the arithmetic of any single neuron."""
+import layerlens  # noqa: F401 - first, before torch: OpenMP threads sleep when idle (layerlens/__init__.py)
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -6,24 +7,24 @@ import torch
 from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
+import server
 import session
 from layerlens import plots
 from layerlens.attribution import knocked_out, occlusion_map, saliency_map
 from layerlens.inputs import prepare_digit, prepare_photo, read_upload
-from layerlens.inspection import layer_outputs, neuron_sum, single_thread, softmax_steps
+from layerlens.inspection import layer_outputs, neuron_sum, softmax_steps
 from layerlens.training import evaluate
 
 session.page_setup("One neuron")
 KNOCKOUT_TEST_IMAGES = 2000
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def knocked_accuracy(_result, key: str, layer: str, channels: tuple[int, ...]) -> float:
+@server.shared_result()
+def knocked_accuracy(result, layer: str, channels: tuple[int, ...]) -> float:
     """Test accuracy with the channels switched off (on up to KNOCKOUT_TEST_IMAGES test images)."""
-    data = session.dataset(_result.config.dataset)
+    data = server.dataset(result.config.dataset)
     x, y = data.x_test[:KNOCKOUT_TEST_IMAGES], data.y_test[:KNOCKOUT_TEST_IMAGES]
-    with knocked_out(_result.model, layer, list(channels)):
-        return evaluate(_result.model, x, y)[1]
+    return evaluate(knocked_out(result.model, layer, list(channels)), x, y)[1]
 
 
 def sure(probs: torch.Tensor) -> str:
@@ -184,11 +185,10 @@ c_block, c_off = st.columns([1, 3])
 block = c_block.selectbox("Switch off neurons of", range(1, len(net.channels) + 1),
                           format_func=lambda b: f"block {b}", key="neuron_ko_block")
 off = c_off.multiselect("Channels switched off", range(net.channels[block - 1]), key=f"neuron_ko_{block}")
-with knocked_out(model, f"act{block}", off), single_thread(), torch.no_grad():
-    after = model(image[None]).softmax(1)[0]
-key = result.config.key()
-accuracy = knocked_accuracy(result, key, f"act{block}", tuple(sorted(off)))
-before = knocked_accuracy(result, key, "act1", ())  # nothing switched off: the same for every block
+with torch.no_grad():
+    after = knocked_out(model, f"act{block}", off)(image[None]).softmax(1)[0]
+accuracy = knocked_accuracy(result, f"act{block}", tuple(sorted(off)))
+before = knocked_accuracy(result, "act1", ())  # nothing switched off: the same for every block
 c1, c2 = st.columns(2)
 c1.metric("Prediction", f"{classes[int(after.argmax())]} ({after.max():.0%})",
           f"was {classes[best]} ({probs[best]:.0%})" if off else None, delta_color="off")

@@ -1,4 +1,5 @@
 """Learning page: one step of gradient descent under the microscope, training's dynamics, learning gone wrong."""
+import layerlens  # noqa: F401 - first, before torch: OpenMP threads sleep when idle (layerlens/__init__.py)
 import math
 
 import pandas as pd
@@ -9,7 +10,7 @@ import session
 from layerlens import plots
 from layerlens.learning import (SCENARIOS, batch_indices, descend, gradient_step, layer_changes, lesson_base,
                                 random_start)
-from layerlens.training import evaluate
+from layerlens.training import evaluate, model_key
 
 session.page_setup("Learning")
 STEPS_KEY = "learning_steps"  # the visitor's hand-stepped network and what its steps did
@@ -17,7 +18,7 @@ CHECK_IMAGES = 500  # test images scored after each click on a step button
 FRACTIONS = (0.01, 0.03, 0.1, 0.3, 1.0)
 
 result, data = session.current_model()
-net, classes, key = result.config.net, data.classes, result.config.key()
+net, classes, key = result.config.net, data.classes, model_key(result)
 st.title("📉 How learning happens")
 st.markdown("A network learns by **feeding its error back**. For a training image it measures how wrong it is "
             "(the **loss**), works out for every weight which way would make it a little less wrong (the "

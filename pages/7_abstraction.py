@@ -1,7 +1,9 @@
 """Abstraction page: how separable the classes are at each layer, before, during and after training."""
+import layerlens  # noqa: F401 - first, before torch: OpenMP threads sleep when idle (layerlens/__init__.py)
 import numpy as np
 import streamlit as st
 
+import server
 import session
 from layerlens import plots
 from layerlens.abstraction import class_separation, embedding_2d, layer_features, probe_curve
@@ -11,29 +13,28 @@ session.page_setup("Abstraction")
 PROBE_IMAGES = 1000  # test images: half fit each probe, half score it
 
 
-@st.cache_data(max_entries=16, show_spinner="Fitting a linear probe at every layer…")
-def probes(_result, key: str, epoch: int | None) -> dict[str, float]:
+@server.shared_result("Fitting a linear probe at every layer…")
+def probes(result, epoch: int | None) -> dict[str, float]:
     """Probe accuracy per layer for the model after `epoch` (None: trained to the end; 0: its random start)."""
-    data = session.dataset(_result.config.dataset)
-    model = _result.model
+    data = server.dataset(result.config.dataset)
+    model = result.model
     if epoch is not None:
-        model = Net(_result.config.net)
-        model.load_state_dict(_result.history["states"][epoch])
+        model = Net(result.config.net).eval()
+        model.load_state_dict(result.history["states"][epoch])
     images, labels = data.x_test[:PROBE_IMAGES], data.y_test[:PROBE_IMAGES].numpy()
     return probe_curve(layer_features(model, images), labels)
 
 
-@st.cache_data(max_entries=8, show_spinner="Drawing a map of every layer…")
-def maps(_result, key: str, method: str, images: int) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    data = session.dataset(_result.config.dataset)
-    features = layer_features(_result.model, data.x_test[:images])
+@server.shared_result("Drawing a map of every layer…")
+def maps(result, method: str, images: int) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    data = server.dataset(result.config.dataset)
+    features = layer_features(result.model, data.x_test[:images])
     labels = data.y_test[:images].numpy()
     return ({name: embedding_2d(rows, method) for name, rows in features.items()},
             {name: class_separation(rows, labels) for name, rows in features.items()})
 
 
 result, data = session.current_model()
-key = result.config.key()
 st.title("🪜 How abstract is each layer?")
 st.markdown("Early layers describe an image in terms of pixels and edges; deeper layers in terms of parts and "
             "objects. One way to *measure* that: at each layer, try to separate the classes with a straight line "
@@ -42,9 +43,9 @@ st.markdown("Early layers describe an image in terms of pixels and edges; deeper
 
 st.subheader("A straight line at every layer")
 states = result.history.get("states", {})
-curves = {"trained": probes(result, key, None)}
+curves = {"trained": probes(result, None)}
 if 0 in states:
-    curves["random weights (before training)"] = probes(result, key, 0)
+    curves["random weights (before training)"] = probes(result, 0)
 st.plotly_chart(plots.probe_figure(curves, 1 / data.num_classes), key="abstraction_probes")
 trained = curves["trained"]
 layers = list(trained)
@@ -57,7 +58,7 @@ st.caption(f"Each point: a logistic regression fitted on {PROBE_IMAGES // 2:,} t
 
 if len(states) > 1:
     st.subheader("Abstraction being built, epoch by epoch")
-    over = {f"epoch {e}" if e else "start": probes(result, key, e) for e in sorted(states)}
+    over = {f"epoch {e}" if e else "start": probes(result, e) for e in sorted(states)}
     over[f"epoch {result.metrics['epochs']} (end)"] = trained
     st.plotly_chart(plots.probe_figure(over, 1 / data.num_classes), key="abstraction_over_training")
     st.caption("The same probes on the network as it was after each of these epochs: the deep layers' curve "
@@ -71,7 +72,7 @@ c_method, c_images = st.columns(2)
 method = c_method.segmented_control("Map", ["pca", "tsne"], format_func={"pca": "PCA (fast)", "tsne": "t-SNE"}.get,
                                     key="abstraction_method") or "pca"
 images = c_images.select_slider("Test images", [500, 1000, 2000], value=1000, key="abstraction_images")
-points, scores = maps(result, key, method, min(images, len(data.x_test)))
+points, scores = maps(result, method, min(images, len(data.x_test)))
 selection = st.session_state.get("abstraction_maps")
 picked = list(dict.fromkeys(int(p["customdata"]) for p in (selection.selection.points if selection else [])))
 figure = plots.maps_figure(points, data.y_test[:images].numpy(), data.classes, scores, picked)

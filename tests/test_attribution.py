@@ -42,12 +42,17 @@ def test_saliency_is_largest_on_and_beside_the_bar(edge_model):
 def test_knocking_out_the_vertical_detector_hurts_vertical_bars_only(edge_model, tiny_data):
     vertical = bar_image(True)[None]
     base = edge_model(vertical).softmax(1)[0, 0]
-    with knocked_out(edge_model, "act1", [0]):
-        without_vertical = edge_model(vertical).softmax(1)[0, 0]
-        accuracy_without_vertical = evaluate(edge_model, tiny_data.x_test, tiny_data.y_test)[1]
-    with knocked_out(edge_model, "act1", [1]):
-        without_horizontal = edge_model(vertical).softmax(1)[0, 0]
+    without_vertical_model = knocked_out(edge_model, "act1", [0])
+    without_vertical = without_vertical_model(vertical).softmax(1)[0, 0]
+    accuracy_without_vertical = evaluate(without_vertical_model, tiny_data.x_test, tiny_data.y_test)[1]
+    without_horizontal = knocked_out(edge_model, "act1", [1])(vertical).softmax(1)[0, 0]
     assert without_vertical < 0.5 < without_horizontal
     assert float(without_horizontal) == pytest.approx(float(base), abs=0.05)
     assert accuracy_without_vertical < evaluate(edge_model, tiny_data.x_test, tiny_data.y_test)[1] - 0.2
-    assert not edge_model.layers.act1._forward_hooks  # the switch is undone on leaving
+    assert torch.equal(edge_model(vertical).softmax(1)[0, 0], base)  # the model itself is untouched
+    assert not edge_model.layers.act1._forward_hooks
+
+
+def test_knocking_out_an_unknown_layer_says_so(edge_model):
+    with pytest.raises(ValueError, match="No layer"):
+        knocked_out(edge_model, "act9", [0])

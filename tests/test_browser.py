@@ -28,16 +28,21 @@ def app_url(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(app_url):
+def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(app_url)  # Home, so that every test can start from the sidebar, alone or after the others
-        wait_until_idle(page)
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(app_url, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app_url)  # Home, so that every test can start from the sidebar, alone or after the others
+    wait_until_idle(page)
+    return page
 
 
 def visit(page, link: str, marker: str, shot: str, expect: tuple[str, ...] = ()) -> None:
@@ -162,3 +167,43 @@ def test_home_page_explains_and_links_every_page(page):
                  "Abstraction"):
         assert page.get_by_role("link", name=link).count() >= 1
     assert page.get_by_text("Your model").count() == 1  # the same visitor's model, trained on the other pages
+
+
+def test_two_students_share_the_queue_see_their_place_in_line_and_can_cancel(page, browser, app_url):
+    """Two visitors (two browser sessions) on one server: one trains, the other waits in line, sees why and how
+    long, cancels, and nobody's model is lost."""
+    visit(page, "Train", "Which classes get confused?", "train")  # the default model exists: both start from it
+    students = [browser.new_context(viewport={"width": 1400, "height": 1000}).new_page() for _ in range(2)]
+    for student in students:
+        student.goto(f"{app_url}/train")
+        student.get_by_text("Which classes get confused?").first.wait_for(timeout=120_000)
+        wait_until_idle(student)
+    ann, bob = students
+    ann_slider = ann.get_by_role("slider", name="Epochs (passes over the data)")
+    ann_slider.focus()
+    ann.keyboard.press("End")  # 30 epochs: a training of several seconds
+    ann.get_by_text("Training: epoch").first.wait_for(timeout=60_000)
+    bob_slider = bob.get_by_role("slider", name="Epochs (passes over the data)")
+    bob_slider.focus()
+    bob.keyboard.press("PageUp")  # another config while ann's trains: bob waits in line
+    line = bob.get_by_text("1st in line").first
+    line.wait_for(timeout=30_000)
+    assert "about" in line.inner_text()
+    full_page_screenshot(bob, SCREENSHOTS / "queue.png")
+    bob.get_by_role("button", name="Cancel this training").click()
+    bob.get_by_text("You cancelled the training of these settings").first.wait_for(timeout=30_000)
+    assert bob.locator(ERROR_BOXES).count() == 0
+    try:
+        ann.locator("[data-testid='stSidebar']").get_by_text("30 epochs on").wait_for(timeout=300_000)
+    finally:
+        full_page_screenshot(ann, SCREENSHOTS / "queue-first.png")
+    wait_until_idle(ann)
+    assert ann.locator(ERROR_BOXES).count() == 0
+    assert bob.locator("[data-testid='stSidebar']").get_by_text("8 epochs on").count() == 1  # bob kept his model
+    bob.get_by_role("button", name="Train now").click()  # and can still train it after all
+    bob.locator("[data-testid='stSidebar']").get_by_text("epochs on").first.wait_for(timeout=60_000)
+    bob.get_by_text("Which classes get confused?").first.wait_for(timeout=120_000)
+    wait_until_idle(bob)
+    assert bob.locator("[data-testid='stSidebar']").get_by_text("8 epochs on").count() == 0
+    for student in students:
+        student.context.close()

@@ -259,3 +259,29 @@ def test_real_torchvision_dataset(name, mean, shared_data, tmp_path):
     assert data.num_classes == 10 and int(data.y_train.max()) == 9
     assert data.mean[0] == pytest.approx(mean, abs=5e-4)
     assert data.x_train.mean().item() == pytest.approx(mean, abs=5e-4)
+
+
+def test_image_folders_are_read_only_inside_the_allowed_folder(make_image_folder, tmp_path):
+    from layerlens.data import allowed_folder
+
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    inside = make_image_folder("allowed/photos")
+    outside = make_image_folder("private")
+    assert allowed_folder("photos", allowed) == inside.resolve()
+    assert allowed_folder(str(inside), allowed) == inside.resolve()
+    (allowed / "link").symlink_to(outside, target_is_directory=True)
+    for typed in ["../private", str(outside), "link", "/", "photos/../../private"]:
+        with pytest.raises(DatasetUnavailable, match="LAYERLENS_FOLDERS"):
+            allowed_folder(typed, allowed)
+    data = load_dataset("folder:photos", folders=allowed)
+    assert data.name == "folder:photos" and len(data.x_train) == 16
+
+
+def test_a_file_linked_from_outside_the_allowed_folder_is_refused(make_image_folder, tmp_path):
+    allowed = tmp_path / "allowed"
+    root = make_image_folder("allowed/photos")
+    secret = make_image_folder("private") / "train" / "bar" / "000.png"
+    (root / "train" / "bar" / "999.png").symlink_to(secret)
+    with pytest.raises(DatasetUnavailable, match="links to a file outside"):
+        load_dataset("folder:photos", folders=allowed)

@@ -1,45 +1,30 @@
-"""Looking inside a trained net: hooks that always come off, every layer's output, tables and counts."""
+"""Looking inside a trained net: layer by layer without touching it, every layer's output, tables and counts."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from layerlens.inspection import capture, confusion_matrix, layer_outputs, layer_table
+from layerlens.inspection import confusion_matrix, layer_outputs, layer_table, run_layers
 from layerlens.nets import Net, parameter_counts
 
 
-def hooks_left(model) -> int:
-    return sum(len(m._forward_hooks) for m in model.modules())
-
-
-def test_capture_records_every_layer_and_removes_its_hooks(tiny_result, tiny_data):
-    model = tiny_result.model
-    assert hooks_left(model) == 0
-    with capture(model) as outputs:
-        assert hooks_left(model) == len(list(model.layers.children()))
-        model(tiny_data.x_test[:2])
-    assert hooks_left(model) == 0
-    assert list(outputs) == [name for name, _ in model.layers.named_children()]
-
-
-def test_capture_removes_its_hooks_when_the_body_raises(tiny_result):
-    model = tiny_result.model
-    with pytest.raises(RuntimeError):
-        with capture(model):
-            model(torch.zeros(1, 3, 12, 12))  # wrong channel count: the conv raises mid-forward
-    assert hooks_left(model) == 0
-    with pytest.raises(KeyError):
-        with capture(model, ["conv1"]):
-            raise KeyError("anything")
-    assert hooks_left(model) == 0
-
-
-def test_capture_only_the_named_layers(tiny_result, tiny_data):
-    with capture(tiny_result.model, ["act2", "conv1"]) as outputs:
-        tiny_result.model(tiny_data.x_test[:3])
+def test_run_layers_keeps_the_named_layers_in_network_order(tiny_result, tiny_data):
+    outputs = run_layers(tiny_result.model, tiny_data.x_test[:3], keep=["act2", "conv1"])
     assert list(outputs) == ["conv1", "act2"]  # in the order the network runs them
     assert outputs["conv1"].shape == (3, 4, 12, 12)
     assert not outputs["conv1"].requires_grad
+    assert torch.equal(run_layers(tiny_result.model, tiny_data.x_test[:3])["classifier"],
+                       tiny_result.model(tiny_data.x_test[:3]))
+
+
+def test_run_layers_stops_early_and_switches_channels_off(tiny_result, tiny_data):
+    x = tiny_data.x_test[:2]
+    until = run_layers(tiny_result.model, x, until="act1")
+    assert list(until)[-1] == "act1"
+    off = run_layers(tiny_result.model, x, switched_off=("act1", [0, 2]))
+    assert off["act1"][:, [0, 2]].abs().sum() == 0 and off["act1"][:, 1].abs().sum() > 0
+    assert not torch.equal(off["classifier"], tiny_result.model(x))
+    assert not any(m._forward_hooks for m in tiny_result.model.modules())  # nothing was attached to the model
 
 
 def test_layer_outputs_in_order_with_their_shapes(tiny_result, tiny_data):
@@ -60,7 +45,7 @@ def test_layer_outputs_in_order_with_their_shapes(tiny_result, tiny_data):
         assert torch.equal(last, model(x))
     assert (outputs["act1"] >= 0).all()  # relu
     assert torch.equal(outputs["pool1"], torch.nn.functional.max_pool2d(outputs["act1"], 2))
-    assert hooks_left(model) == 0
+    assert not any(m._forward_hooks for m in model.modules())
 
 
 def test_layer_outputs_puts_the_model_in_eval_mode(tiny_result, tiny_data):
@@ -85,7 +70,7 @@ def test_layer_table(tiny_result):
     assert by_name["classifier"]["output shape"] == "3"
     assert sum(r["parameters"] for r in rows) == sum(p.numel() for p in model.parameters())
     assert {r["layer"]: r["parameters"] for r in rows if r["parameters"]} == parameter_counts(model)
-    assert hooks_left(model) == 0
+    assert not any(m._forward_hooks for m in model.modules())
 
 
 def test_confusion_matrix_counts(tiny_result, tiny_data):
@@ -149,18 +134,3 @@ def test_softmax_steps_add_up_to_one_and_match_torch():
     assert float(steps["probabilities"].sum()) == pytest.approx(1, abs=1e-6)
     assert torch.allclose(steps["probabilities"], logits.softmax(0))
     assert float(steps["exps"].max()) == 1.0  # the top score's e^0
-
-
-def test_single_thread_is_undone_even_after_an_error():
-    from layerlens.inspection import single_thread
-
-    kept = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        with pytest.raises(RuntimeError):
-            with single_thread():
-                assert torch.get_num_threads() == 1
-                raise RuntimeError("boom")
-        assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(kept)

@@ -33,9 +33,11 @@ def model_folder(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def app(model_folder, monkeypatch) -> AppTest:
-    """A fresh visitor on the Home page, with a fresh server's caches and the module's model-cache folder."""
+def app(model_folder, monkeypatch, tmp_path) -> AppTest:
+    """A fresh visitor on the Home page, with a fresh server's caches and the module's model-cache folder; the
+    teacher allows image folders from the test's own tmp_path."""
     monkeypatch.setenv("LAYERLENS_CACHE", str(model_folder))
+    monkeypatch.setenv("LAYERLENS_FOLDERS", str(tmp_path))
     st.cache_resource.clear()
     st.cache_data.clear()
     return AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
@@ -299,24 +301,45 @@ def test_features_page_shows_the_depth_story_kernels_patches_and_filmstrip(app):
     assert any("18×18" in c.value for c in at.caption)
 
 
-def test_a_teachers_image_folder_trains_and_a_wrong_path_explains_itself(app, make_image_folder, tmp_path):
+def test_a_teachers_image_folder_trains_and_a_wrong_path_explains_itself(app, make_image_folder, tmp_path,
+                                                                         monkeypatch):
     root = make_image_folder(per_class=(12, 6), colour="all")
     at = open_page(app, TRAIN)
     at.selectbox(key="train_dataset").set_value("an image folder…")
     at.run()
     assert_clean(at)  # no path yet: nothing to load, nothing breaks
-    at.text_input(key="train_folder").set_value(str(tmp_path / "nowhere"))
+    at.text_input(key="train_folder").set_value("nowhere")
     at.run()
     assert not at.exception
     assert any("No image folder at" in e.value for e in at.error)
-    at.text_input(key="train_folder").set_value(str(root))
+    at.text_input(key="train_folder").set_value(root.name)  # relative to the allowed folder
     at.run()
     assert_clean(at)
     trained = model(at)
-    assert trained.config.dataset == f"folder:{root}" and trained.config.augment  # photos are mirrored
+    assert trained.config.dataset == f"folder:{root.name}" and trained.config.augment  # photos are mirrored
     assert trained.config.net.in_channels == 3 and trained.config.net.num_classes == 2
     open_page(at, LAYERS)
     assert "The true label is" in text(at)
+
+
+@pytest.mark.parametrize("typed", ["/etc", "../outside", "escape"])
+def test_the_folder_box_reads_only_inside_the_teachers_folder(app, make_image_folder, tmp_path, monkeypatch, typed):
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    outside = make_image_folder("outside")
+    (allowed / "escape").symlink_to(outside, target_is_directory=True)  # a link out of the allowed folder
+    monkeypatch.setenv("LAYERLENS_FOLDERS", str(allowed))
+    at = open_page(app, TRAIN)
+    before = model(at)
+    at.selectbox(key="train_dataset").set_value("an image folder…")
+    at.run()
+    at.text_input(key="train_folder").set_value(typed)
+    at.run()
+    assert not at.exception
+    refusal = [e.value for e in at.error]
+    assert refusal and "outside the folder this server lets visitors read" in refusal[0], refusal
+    assert "LAYERLENS_FOLDERS" in refusal[0] and str(allowed.resolve()) in refusal[0]
+    assert model(at) is before  # nothing lost: the visitor keeps the model they had
 
 
 def test_traditional_ml_page_puts_five_models_beside_the_cnn(app):
@@ -524,3 +547,38 @@ def test_abstraction_page_probes_every_layer_trained_untrained_and_over_training
     at.segmented_control(key="abstraction_method").set_value("tsne").run()
     assert_clean(at)
     assert "separation" in charts(at)["abstraction_maps"]["layout"]["annotations"][0]["text"]
+
+
+def test_two_models_with_one_config_get_their_own_results(app):
+    """Results are cached by the model's weights, not its config: a checkpoint with the same settings as a model
+    trained on this server must not be shown the other model's confusion matrix, patches or probes."""
+    from layerlens.learning import random_start
+    from layerlens.training import TrainResult, model_key
+
+    at = open_page(app, TRAIN)
+    trained = model(at)
+    seen = {}
+    for page, chart in ((TRAIN, "train_confusion"), (FEATURES, "features_patches"), (ABSTRACTION, "abstraction_probes")):
+        seen[chart] = json.dumps(charts(open_page(at, page))[chart]["data"])
+    other = TrainResult(random_start(trained.config.net, seed=7), trained.config, trained.history, trained.metrics)
+    assert other.config.key() == trained.config.key() and model_key(other) != model_key(trained)
+    at.session_state["current_model"] = other
+    for page, chart in ((TRAIN, "train_confusion"), (FEATURES, "features_patches"), (ABSTRACTION, "abstraction_probes")):
+        assert json.dumps(charts(open_page(at, page))[chart]["data"]) != seen[chart], chart
+    at.session_state["current_model"] = trained  # and back: the first model's results, from the cache
+    assert json.dumps(charts(open_page(at, TRAIN))["train_confusion"]["data"]) == seen["train_confusion"]
+
+
+def test_a_result_dropped_to_save_memory_is_computed_again_and_the_page_says_so(app):
+    import server
+
+    at = open_page(app, TRAIN)
+    before = json.dumps(charts(at)["train_confusion"]["data"])
+    assert not any("computed again" in c.value for c in at.caption)
+    server.results().evict_all()  # as when the server's results outgrow LAYERLENS_RESULTS_MB
+    at.run()
+    assert_clean(at)
+    assert any("computed again" in c.value and "LAYERLENS_RESULTS_MB" in c.value for c in at.caption)
+    assert json.dumps(charts(at)["train_confusion"]["data"]) == before
+    at.run()  # kept again: no second notice
+    assert not any("computed again" in c.value for c in at.caption)

@@ -1,0 +1,192 @@
+"""A thread-safe cache bounded in bytes, for what a whole class shares: least recently used goes first."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+import threading
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable, Hashable
+
+import numpy as np
+import torch
+
+from .data import ImageData
+from .training import TrainResult, model_key, weights_digest
+
+log = logging.getLogger(__name__)
+
+
+def approx_bytes(obj: Any, _seen: set[int] | None = None, _depth: int = 0) -> int:
+    """Memory held by obj: tensors and arrays by their data, containers and objects by what they hold.
+
+    Counts each object once (shared tensors are not counted twice); good to a few percent for models, fitted
+    scikit-learn estimators (a k-NN keeps its training rows) and dicts of arrays."""
+    seen = _seen if _seen is not None else set()
+    if id(obj) in seen or _depth > 12:
+        return 0
+    seen.add(id(obj))
+    if isinstance(obj, torch.Tensor):
+        return obj.untyped_storage().nbytes() if obj.device.type == "cpu" else 0
+    if isinstance(obj, np.ndarray):
+        return obj.nbytes if obj.base is None else approx_bytes(obj.base, seen, _depth + 1)
+    if isinstance(obj, (str, bytes, int, float, bool, type(None))):
+        return sys.getsizeof(obj)
+    if isinstance(obj, torch.nn.Module):
+        return sum(approx_bytes(t, seen) for t in [*obj.parameters(), *obj.buffers()]) + 1024
+    if isinstance(obj, dict):
+        return sys.getsizeof(obj) + sum(approx_bytes(k, seen, _depth + 1) + approx_bytes(v, seen, _depth + 1)
+                                        for k, v in obj.items())
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return sys.getsizeof(obj) + sum(approx_bytes(v, seen, _depth + 1) for v in obj)
+    fields = getattr(obj, "__dict__", None)
+    if fields is not None:
+        return sys.getsizeof(obj) + approx_bytes(fields, seen, _depth + 1)
+    return sys.getsizeof(obj)
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A value from the cache, and whether it had to be computed again because the cache had dropped it."""
+    value: Any
+    recomputed: bool = False
+
+
+class ByteCache:
+    """Values by key, at most max_bytes in all; the least recently used are dropped first.
+
+    get_or_compute computes a missing value once even when many threads ask at the same moment (the others wait
+    for it), and remembers which keys were dropped, so a page can say why something is being computed again.
+    A value bigger than the whole budget is returned but not kept."""
+
+    def __init__(self, max_bytes: int, name: str = "cache"):
+        self.max_bytes, self.name = int(max_bytes), name
+        self._items: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()  # least recently used first
+        self._bytes = 0
+        self._dropped: OrderedDict[Hashable, None] = OrderedDict()  # keys dropped to stay in budget (bounded)
+        self._lock = threading.Lock()
+        self._computing: dict[Hashable, threading.Lock] = {}
+        self.evictions = 0
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._items
+
+    def get(self, key: Hashable, default: Any = None) -> Any:
+        with self._lock:
+            if key not in self._items:
+                return default
+            self._items.move_to_end(key)
+            return self._items[key][0]
+
+    def put(self, key: Hashable, value: Any, size: int | None = None) -> None:
+        size = approx_bytes(value) if size is None else size
+        with self._lock:
+            if key in self._items:
+                self._bytes -= self._items.pop(key)[1]
+            if size > self.max_bytes:
+                log.warning("%s: a value of %.0f MB is over the whole budget of %.0f MB; not kept", self.name,
+                            size / 2**20, self.max_bytes / 2**20)
+                self._drop(key)
+                return
+            self._items[key] = (value, size)
+            self._bytes += size
+            self._dropped.pop(key, None)
+            while self._bytes > self.max_bytes:
+                old, (_, old_size) = self._items.popitem(last=False)
+                self._bytes -= old_size
+                self._drop(old)
+                log.info("%s: dropped %s (%.1f MB) to stay within %.0f MB", self.name, old, old_size / 2**20,
+                         self.max_bytes / 2**20)
+
+    def _drop(self, key: Hashable) -> None:
+        self.evictions += 1
+        self._dropped[key] = None
+        while len(self._dropped) > 10_000:
+            self._dropped.popitem(last=False)
+
+    def was_dropped(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._dropped
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], Any]) -> Lookup:
+        """The value for key, computing it (once, however many threads ask) when it is missing."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return Lookup(self._items[key][0])
+            gate = self._computing.setdefault(key, threading.Lock())
+        with gate:  # the first thread computes; the others wait here and then find the value
+            with self._lock:
+                if key in self._items:
+                    self._items.move_to_end(key)
+                    return Lookup(self._items[key][0])
+                recomputed = key in self._dropped
+            try:
+                value = compute()
+                self.put(key, value)
+            finally:
+                with self._lock:
+                    self._computing.pop(key, None)
+        return Lookup(value, recomputed)
+
+    def evict_all(self) -> None:
+        """Drop every value as if memory had run short (they are remembered as dropped)."""
+        with self._lock:
+            for key in self._items:
+                self._drop(key)
+            self._items.clear()
+            self._bytes = 0
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._dropped.clear()
+            self._bytes = 0
+
+
+_digests: "weakref.WeakKeyDictionary[torch.nn.Module, str]" = weakref.WeakKeyDictionary()
+_digests_lock = threading.Lock()
+
+
+def module_digest(module: torch.nn.Module) -> str:
+    """weights_digest of a module, computed once per (shared, never changed) module object."""
+    with _digests_lock:
+        found = _digests.get(module)
+    if found is None:
+        found = weights_digest(module)
+        with _digests_lock:
+            _digests[module] = found
+    return found
+
+
+def cache_key(value: Any) -> Hashable:
+    """What a cached result depends on, as a hashable key: a trained model by its config and weights
+    (model_key), any other network by its weights, a dataset by its name, a config by its key()."""
+    if isinstance(value, TrainResult):
+        return ("model", model_key(value))
+    if isinstance(value, torch.nn.Module):
+        return ("weights", module_digest(value))
+    if isinstance(value, ImageData):
+        return ("data", value.name)
+    if hasattr(value, "key") and callable(value.key):
+        return (type(value).__name__, value.key())
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (tuple, list)):
+        return tuple(cache_key(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), cache_key(v)) for k, v in value.items()))
+    if isinstance(value, torch.Tensor):
+        return ("tensor", tuple(value.shape), hashlib.sha1(value.detach().cpu().contiguous().numpy().tobytes())
+                .hexdigest()[:16])
+    raise TypeError(f"No cache key for a {type(value).__name__}: give it a key() or pass something simpler.")

@@ -1,0 +1,132 @@
+"""What the server shares between all its visitors: datasets, trained models, the training queue and cached results.
+
+Everything here is read-only for pages: a page gets a model or a result and looks at it, never changes it. Every
+cache is bounded (datasets by count, models and results in bytes) and every result is keyed by what it depends
+on: a model by its config and its weights (model_key), never by its config alone.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+
+import numpy as np
+import streamlit as st
+import torch
+
+from layerlens.caching import ByteCache, cache_key
+from layerlens.checkpoints import MODELS_MB, ModelCache
+from layerlens.classic import ClassicConfig, ClassicResult, cnn_test_probabilities, feature_matrix, fit_classic
+from layerlens.data import ImageData, default_cache_dir, folders_root, load_dataset
+from layerlens.inspection import confusion_matrix
+from layerlens.jobs import TrainingQueue, local_runner
+from layerlens.nets import Net
+from layerlens.training import TrainResult, subset_indices
+
+log = logging.getLogger(__name__)
+
+RESULTS_MB = 768  # default memory for computed results shared by every visitor (fitted models, patches, probes…)
+RAY_SETTING = "LAYERLENS_RAY_ADDRESS"
+
+
+def megabytes(setting: str, default: int) -> int:
+    """A memory budget in bytes from an environment setting given in MB."""
+    value = os.environ.get(setting, "").strip()
+    if not value:
+        return default * 2**20
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{setting} must be a number of megabytes ≥ 1 (got {value!r}).")
+    return int(value) * 2**20
+
+
+@st.cache_resource(max_entries=3, show_spinner="Loading the dataset…")
+def dataset(name: str) -> ImageData:
+    """The dataset, loaded once per server (errors are not cached, so a retry can succeed). Image folders are read
+    only from inside $LAYERLENS_FOLDERS (default: the data folder)."""
+    return load_dataset(name, folders=folders_root())
+
+
+@st.cache_resource
+def model_cache() -> ModelCache:
+    """Trained models shared by every visitor: up to $LAYERLENS_MODELS_MB in memory, all of them on disk."""
+    return ModelCache(default_cache_dir() / "models", megabytes("LAYERLENS_MODELS_MB", MODELS_MB))
+
+
+@st.cache_resource
+def training_queue() -> TrainingQueue:
+    """The one line every training waits in. With $LAYERLENS_RAY_ADDRESS set, trainings run on that Ray cluster."""
+    address = os.environ.get(RAY_SETTING, "").strip()
+    if not address:
+        return TrainingQueue(model_cache(), runner=local_runner)
+    from layerlens.remote import RayTrainer, ray_runner  # Ray is imported only when asked for
+
+    trainer = RayTrainer(address)
+    return TrainingQueue(model_cache(), slots=trainer.slots(), runner=ray_runner(trainer))
+
+
+@st.cache_resource
+def results() -> ByteCache:
+    """Computed results shared by every visitor, up to $LAYERLENS_RESULTS_MB."""
+    return ByteCache(megabytes("LAYERLENS_RESULTS_MB", RESULTS_MB), "results")
+
+
+def shared_result(spinner: str | None = None):
+    """Cache a function's results for every visitor, keyed by its name and what its arguments are (a TrainResult by
+    model_key: config and weights; a dataset by its name; a config by its key()). Bounded in bytes with the rest of
+    results(); a result computed again after the cache dropped it says so on the page."""
+
+    def decorate(function):
+        @functools.wraps(function)
+        def cached(*args, **kwargs):
+            key = (function.__code__.co_filename, function.__qualname__, cache_key(args), cache_key(kwargs))
+
+            def compute():
+                if spinner is None:
+                    return function(*args, **kwargs)
+                with st.spinner(spinner):
+                    return function(*args, **kwargs)
+
+            found = results().get_or_compute(key, compute)
+            if found.recomputed:
+                st.caption(f"♻️ The server had set this result aside to stay within its memory budget "
+                           f"(LAYERLENS_RESULTS_MB = {results().max_bytes // 2**20}), so it was computed again.")
+            return found.value
+
+        cached.uncached = function
+        return cached
+
+    return decorate
+
+
+@shared_result()
+def test_confusion(result: TrainResult) -> torch.Tensor:
+    """Confusion counts of a model on its test set."""
+    data = dataset(result.config.dataset)
+    return confusion_matrix(result.model, data.x_test, data.y_test, data.num_classes)
+
+
+@shared_result("Making the features…")
+def classic_rows(name: str, kind: str, hog_cell: int, size: int, seed: int, split: str,
+                 cnn: Net | None) -> tuple[np.ndarray, np.ndarray]:
+    """Feature rows and labels of a dataset's training subset (split "train") or test subset ("test"); cnn: the
+    network whose penultimate layer gives the features of kind "cnn"."""
+    data = dataset(name)
+    source = (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
+    idx = subset_indices(len(source[0]), size, seed)  # for "train", the images the CNN uses for this size
+    return feature_matrix(kind, source[0][idx], hog_cell, cnn), source[1][idx].numpy()
+
+
+@shared_result()
+def classic_model(config: ClassicConfig, cnn: Net | None) -> ClassicResult:
+    """A traditional model fitted as config says (shared by every visitor: same config and CNN, same model)."""
+    data = dataset(config.dataset)
+    rows = (config.dataset, config.features, config.hog_cell)
+    x_train, y_train = classic_rows(*rows, config.train_size, config.seed, "train", cnn)
+    x_test, y_test = classic_rows(*rows, config.test_size, 0, "test", cnn)
+    return fit_classic(config, x_train, y_train, x_test, y_test, data.num_classes)
+
+
+@shared_result()
+def cnn_test_scores(result: TrainResult) -> tuple[np.ndarray, float]:
+    """The CNN's probabilities for every test image, and how many seconds predicting them took."""
+    return cnn_test_probabilities(result.model, dataset(result.config.dataset).x_test)

@@ -1,0 +1,78 @@
+"""The byte-bounded cache every visitor shares, and the keys that say what a result depends on."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from layerlens.caching import ByteCache, approx_bytes, cache_key
+from layerlens.learning import random_start
+from layerlens.training import TrainResult
+
+
+def test_sizes_follow_the_data_a_value_holds(tiny_result):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    rows = np.zeros((1000, 784), dtype=np.float32)
+    knn = KNeighborsClassifier().fit(rows, np.arange(1000) % 10)  # a k-NN keeps every training row
+    assert approx_bytes(knn) >= rows.nbytes
+    weights = sum(p.numel() * 4 for p in tiny_result.model.parameters())
+    assert weights <= approx_bytes(tiny_result.model) < weights + 64 * 1024
+    shared = torch.zeros(1000)
+    assert approx_bytes([shared, shared]) < 2 * 4000  # one tensor held twice counts once
+
+
+def test_the_least_recently_used_go_first_and_are_remembered_as_dropped():
+    cache = ByteCache(max_bytes=2500)
+    for name in "abc":
+        cache.put(name, np.zeros(1000, dtype=np.uint8))
+    assert "a" not in cache and "b" in cache and "c" in cache and cache.bytes <= 2500
+    assert cache.was_dropped("a") and not cache.was_dropped("b")
+    cache.get("b")  # b is now the most recent, so c goes next
+    cache.put("d", np.zeros(1000, dtype=np.uint8))
+    assert "c" not in cache and "b" in cache
+    found = cache.get_or_compute("a", lambda: np.ones(10))
+    assert found.recomputed and found.value.sum() == 10
+    assert not cache.get_or_compute("a", lambda: None).recomputed  # from the cache now
+    cache.put("huge", np.zeros(10_000, dtype=np.uint8))  # bigger than the whole budget: not kept
+    assert "huge" not in cache and "b" in cache
+
+
+def test_many_threads_asking_at_once_compute_once():
+    cache = ByteCache(max_bytes=10**6)
+    calls = []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.2)
+        return np.arange(5)
+
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(cache.get_or_compute("k", slow).value))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(answers) == 8 and all((a == np.arange(5)).all() for a in answers)
+
+
+def test_a_failed_computation_is_not_kept():
+    cache = ByteCache(max_bytes=10**6)
+    with pytest.raises(ValueError):
+        cache.get_or_compute("k", lambda: (_ for _ in ()).throw(ValueError("no")))
+    assert cache.get_or_compute("k", lambda: 3).value == 3
+
+
+def test_keys_see_the_weights_not_only_the_config(tiny_result, tiny_data):
+    same_config = TrainResult(random_start(tiny_result.config.net, seed=5), tiny_result.config, {}, {})
+    assert cache_key(same_config) != cache_key(tiny_result)
+    assert cache_key(tiny_result) == cache_key(tiny_result)
+    assert cache_key(tiny_result.model) != cache_key(same_config.model)
+    assert cache_key((tiny_data, tiny_result.config, 3, "x")) == ((("data", "tiny-bars")),
+                                                                   ("TrainConfig", tiny_result.config.key()), 3, "x")
+    with pytest.raises(TypeError, match="No cache key"):
+        cache_key(object())
