@@ -1,4 +1,5 @@
-"""Command line: `python -m layerlens train --dataset NAME --preset NAME --json` trains as the app does."""
+"""Command line: `python -m layerlens train --dataset NAME --preset NAME --json` trains as the app does
+(`--ray local|auto|ray://HOST:10001` trains on a Ray cluster instead of in this process)."""
 from __future__ import annotations
 
 import argparse
@@ -24,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--data-dir", type=Path, help="dataset folder (default: $LAYERLENS_DATA or ./data)")
     train.add_argument("--out", type=Path, help="save the checkpoint here, e.g. models/my-model.pt")
     train.add_argument("--json", action="store_true", help="print one JSON object")
+    train.add_argument("--ray", metavar="ADDRESS", help="train on a Ray cluster: local (start one here), auto (the "
+                       "cluster this machine joined with `ray start`) or ray://HOST:10001")
     args = parser.parse_args(argv)
 
     try:
@@ -32,14 +35,20 @@ def main(argv: list[str] | None = None) -> int:
         overrides = {"train_size": args.train_size, "seed": args.seed}
         if args.epochs is not None:
             overrides["epochs"] = args.epochs
-        result = fit(preset_train_config(preset, data, **overrides), data)
+        config = preset_train_config(preset, data, **overrides)
+        if args.ray:
+            from .remote import ray_fit  # Ray is imported only when asked for
+
+            result = ray_fit(config, data, address=args.ray)
+        else:
+            result = fit(config, data)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.out:
         save_checkpoint(result, args.out)
     report = {"dataset": args.dataset, "preset": preset, **{k: v for k, v in result.metrics.items() if k != "dataset"},
-              "diverged": result.diverged}
+              "diverged": result.diverged, "backend": "ray" if args.ray else "local"}
     if args.json:
         print(json.dumps(report))
     else:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Callable
@@ -20,7 +21,8 @@ def save_checkpoint(result: TrainResult, path: Path) -> Path:
     """Write config, weights, history and metrics to path (written atomically)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    # a name of this process and thread alone: replicas sharing one cache folder may save the same model at once
+    tmp = path.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")
     torch.save({"config": result.config.to_dict(), "state_dict": result.model.state_dict(),
                 "history": result.history, "metrics": result.metrics, "diverged": result.diverged}, tmp)
     tmp.replace(path)

@@ -35,7 +35,7 @@ def test_train_on_a_folder_prints_json_and_saves_a_checkpoint(make_image_folder,
     assert report["dataset"] == f"folder:{folder}" and report["preset"] == "tiny"
     assert report["epochs"] == 1 and report["train_images"] == 24
     assert 0 <= report["test_accuracy"] <= 1 and report["images_per_second"] > 0
-    assert report["diverged"] is None
+    assert report["diverged"] is None and report["backend"] == "local"
 
     loaded = load_checkpoint(out)
     assert loaded.config.epochs == 1 and loaded.config.net.channels == (8, 16, 32)

@@ -57,6 +57,22 @@ def test_feature_grid_shows_at_most_max_channels():
     assert channels.max() == 63 and (channels >= 0).sum() == 64
 
 
+def test_feature_grid_sends_compact_arrays():
+    """Every rerun sends the grids to the browser: 4-byte values and 2-byte channel numbers, even from float64 maps."""
+    heat = plots.feature_grid(torch.rand(8, 28, 28, dtype=torch.float64)).data[0]
+    assert np.asarray(heat.z).dtype == np.float32 and np.asarray(heat.customdata).dtype == np.int16
+
+
+def test_pictures_are_upright_with_square_pixels_and_no_axes():
+    for fig in (plots.feature_grid(torch.rand(4, 6, 6), "act1"), plots.image_figure(torch.rand(1, 7, 7), "input")):
+        x, y = fig.layout.xaxis, fig.layout.yaxis
+        assert y.autorange == "reversed" and y.scaleanchor == "x"  # row 0 on top, as in the image
+        assert x.visible is False and y.visible is False
+        assert fig.layout.height >= 160 and fig.layout.margin.t == 40  # room for the title
+    colour = plots.image_figure(torch.rand(3, 5, 5)).layout
+    assert colour.yaxis.scaleanchor == "x" and colour.margin.t == 10 and colour.title.text is None
+
+
 def test_image_figure_grey_and_colour():
     grey = torch.rand(1, 7, 7)
     heat = plots.image_figure(grey, "input").data[0]
@@ -88,6 +104,8 @@ def test_probability_figure_highlights_the_most_likely_class():
     colours = list(bar.marker.color)
     assert colours.count(colours[2]) == 1 and len(set(colours)) == 2
     assert list(bar.text) == ["10%", "15%", "60%", "15%"]
+    axis = plots.probability_figure(probs, classes).layout.yaxis
+    assert tuple(axis.range) == (0, 1.15) and axis.tickformat == ".0%"  # room above 100% for the labels
 
 
 def test_history_figure_plots_the_whole_history(tiny_result):
