@@ -80,7 +80,11 @@ def test_two_slots_halve_the_line(tiny_config, tiny_data, tmp_path, runner):
 def test_moving_a_slider_again_replaces_the_visitors_job(tiny_config, tiny_data, tmp_path, runner):
     queue = TrainingQueue(ModelCache(tmp_path), slots=1, runner=runner)
     blocker, first, second = configs(tiny_config, 3)
-    queue.submit(blocker, tiny_data, "teacher")  # holds the slot
+    holder = queue.submit(blocker, tiny_data, "teacher")  # holds the slot
+    for _ in range(200):
+        if holder.state == RUNNING:
+            break
+        holder.wait(0.05)
     old = queue.submit(first, tiny_data, "ann")
     shared = queue.submit(first, tiny_data, "bob")
     assert old is shared
