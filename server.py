@@ -11,7 +11,8 @@ import logging
 import os
 
 import numpy as np
-import streamlit as st
+import PIL.Image  # noqa: F401 - loaded once here: plotly looks it up in sys.modules, and a visitor's thread half-way
+import streamlit as st  # through a first import made other visitors' charts fail ("partially initialized module")
 import torch
 
 from layerlens.caching import ByteCache, cache_key

@@ -13,7 +13,7 @@ A single student alone on a fresh server goes first: its prediction is the refer
 
 Prints one JSON object (a readable table goes to stderr):
 
-    python benchmarks/classroom_load.py [--students 10] [--only-cached] [--timeout 300] [--train-timeout 900]
+    python benchmarks/classroom_load.py [--students 10] [--only-cached] [--timeout 300] [--train-timeout 1800]
 """
 from __future__ import annotations
 
@@ -381,8 +381,8 @@ def main() -> None:
     parser.add_argument("--students", type=int, default=10)
     parser.add_argument("--only-cached", action="store_true", help="skip the training step (phase 3)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds one action may take (default 300)")
-    parser.add_argument("--train-timeout", type=float, default=900.0,
-                        help="seconds a student waits for its own training, queue included (default 900)")
+    parser.add_argument("--train-timeout", type=float, default=1800.0,
+                        help="seconds a student waits for its own training, queue included (default 1800)")
     parser.add_argument("--deadline", type=float, default=3600.0, help="seconds one class may take in all")
     parser.add_argument("--no-baseline", action="store_true", help="skip the single-student reference run")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
