@@ -11,8 +11,10 @@ import logging
 import os
 
 import numpy as np
-import PIL.Image  # noqa: F401 - loaded once here: plotly looks it up in sys.modules, and a visitor's thread half-way
-import streamlit as st  # through a first import made other visitors' charts fail ("partially initialized module")
+# Loaded once, here: plotly looks PIL.Image up in sys.modules, and while one visitor's thread was half-way through
+# the first import, other visitors' charts failed ("partially initialized module 'PIL.Image'").
+import PIL.Image  # noqa: F401
+import streamlit as st
 import torch
 
 from layerlens.caching import ByteCache, cache_key

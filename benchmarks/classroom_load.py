@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.st_client import StreamlitClient  # noqa: E402
+from layerlens.machine import sgemm_gflops  # noqa: E402
 from tests.streamlit_server import streamlit_app  # noqa: E402
 
 EPOCHS = [e for e in range(1, 31) if e != 8]  # the Train page's epochs slider, without its default (8)
@@ -42,19 +43,6 @@ CACHED = ("random", "open_neuron", "test_image", "knockout", "open_train")
 QUEUED_AFTER_S = 2.0  # a training that started later than this after the request waited in line
 TICKS = os.sysconf("SC_CLK_TCK")
 
-
-def sgemm_gflops(size: int = 2048, repeats: int = 5) -> float:
-    """Best of `repeats` fp32 size×size matrix products on this machine's CPU, in GFLOP/s."""
-    import torch
-
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    torch.mm(a, b)  # warm up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - start)
-    return round(2 * size**3 / best / 1e9, 1)
 
 
 def percentile(values: list[float], q: float) -> float | None:

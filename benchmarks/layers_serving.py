@@ -24,15 +24,16 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from streamlit_server import CHROMIUM, CHROMIUM_FLAGS, streamlit_app  # noqa: E402
+
+from layerlens.machine import sgemm_gflops  # noqa: E402
 
 # Remember when anything in the document last changed, from the first moment of every page load.
 WATCH_CHANGES = """window.lastChange = performance.now();
@@ -43,17 +44,6 @@ IDLE = ("() => document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('
 DONE = "Output: the classifier"
 VIEWPORT = {"width": 1400, "height": 1000}
 
-
-def sgemm_gflops(n: int = 2048, runs: int = 5) -> float:
-    """The machine's fp32 matrix-multiply rate: best of `runs` n×n torch.mm, torch's default threads."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)  # warm up
-    best = float("inf")
-    for _ in range(runs):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best / 1e9
 
 
 def server_pid(url: str) -> int:
