@@ -68,7 +68,7 @@ class Job:
     """One training: who waits for it, where it is, and what came of it."""
 
     config: TrainConfig
-    estimate: float  # seconds the training itself should take
+    estimate: float  # seconds the training itself should take, at the rate known when it was asked for
     flops: int
     data: ImageData = field(repr=False)
     visitors: set[Hashable] = field(default_factory=set)
@@ -211,13 +211,14 @@ class TrainingQueue:
             if job.state != QUEUED:
                 return Wait(job.state, 0, 0.0, 0.0, others)
             position = self._line.index(job) + 1
+            rate = self._rate()
             running = [self._left(j) for j in self._jobs.values() if j.state == RUNNING]
             free = sorted(running + [0.0] * max(0, self.slots - len(running)))[:self.slots]  # when each slot frees
             heapq.heapify(free)
             for ahead in self._line[:position - 1]:
-                heapq.heappush(free, heapq.heappop(free) + ahead.estimate)
+                heapq.heappush(free, heapq.heappop(free) + ahead.flops / rate)
             starts = free[0]
-            return Wait(QUEUED, position, starts, starts + job.estimate, others)
+            return Wait(QUEUED, position, starts, starts + job.flops / rate, others)
 
     def waiting(self) -> int:
         """Jobs in line, not yet running."""
@@ -247,6 +248,20 @@ class TrainingQueue:
             self._finish(job, CANCELLED)
         else:
             job._cancel.set()  # the runner stops at its next step
+
+    def _rate(self) -> float:  # with the lock held
+        """Training FLOP/s to expect from the next job. The running jobs' rate so far says how busy the server is
+        now (watchers, other trainings); it counts for more the further they are, against finished jobs' rate."""
+        now, live = time.monotonic(), []
+        for job in self._jobs.values():
+            p = job.progress
+            if job.state == RUNNING and p is not None and p.step > 0 and now - job.started > 1.0:
+                live.append((p.step / p.total_steps, job.flops * p.step / p.total_steps / (now - job.started)))
+        if not live:
+            return self.flops_per_second
+        done = max(fraction for fraction, _ in live)
+        weight = 1.0 if self._timed == 0 else done  # a first guess is worth nothing against a measurement
+        return (1 - weight) * self.flops_per_second + weight * sum(r for _, r in live) / len(live)
 
     def _left(self, job: Job) -> float:
         elapsed = time.monotonic() - (job.started or time.monotonic())

@@ -162,7 +162,7 @@ current = session.peek_current_model()
 if config is not None and (current is None or current.config != config):
     if pressed or server.model_cache().get(config) is not None or (auto and not session.cancelled(config)):
         session.set_current_model(session.train_with_progress(config, data))
-    elif auto:
+    elif session.cancelled(config):
         st.info("You cancelled the training of these settings. Press **Train now** to train them after all.")
     else:
         st.info("Settings changed. Press **Train now** to train this network (auto-retrain is off).")

@@ -6,6 +6,7 @@ import socket
 from pathlib import Path
 from types import SimpleNamespace
 
+import layerlens  # noqa: F401  (first: it sets OMP_WAIT_POLICY before torch loads OpenMP)
 import numpy as np
 import pytest
 import torch
@@ -17,9 +18,6 @@ from layerlens.training import TrainConfig, TrainResult, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# The tensors here are tiny; a second OpenMP thread only spin-waits, and when another process
-# shares this 2-core machine that spinning makes training ~100× slower.
-torch.set_num_threads(1)
 
 TINY_CLASSES = ("vertical", "horizontal", "blank")
 
@@ -56,6 +54,13 @@ def tiny_config(tiny_data) -> TrainConfig:
     net = NetConfig(in_channels=1, image_size=12, num_classes=3, mean=tiny_data.mean, std=tiny_data.std,
                     channels=(4, 8), kernel_size=3, dense=16)
     return TrainConfig(net=net, dataset=tiny_data.name, learning_rate=0.01, batch_size=16, epochs=6)
+
+
+@pytest.fixture(scope="session")
+def app_model_cache(tmp_path_factory) -> Path:
+    """The model-cache folder of every app these tests start (AppTest and the browser's server), as on a server
+    that keeps its cache: a config trains once per test run. Tests about a first training use a fresh folder."""
+    return tmp_path_factory.mktemp("app-model-cache")
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ def test_digits_get_more_separable_with_depth_in_a_trained_network_only():
     untrained = probe_curve(layer_features(Net(config.net), images), labels)
     assert list(trained) == ["input", "pool1", "pool2", "pool3", "dense_act", "classifier"]
     assert trained["classifier"] > trained["pool2"] > trained["input"] + 0.05  # deeper: more separable
-    assert max(trained, key=trained.get) in ("dense_act", "classifier")
+    assert max(trained, key=trained.get) in ("pool3", "dense_act", "classifier")  # the last block or after it
     assert untrained["classifier"] < trained["classifier"] - 0.2  # random weights build nothing
 
 

@@ -19,10 +19,9 @@ if not Path(CHROMIUM).exists():
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+def app_url(tmp_path_factory, app_model_cache):
     tmp = tmp_path_factory.mktemp("browser")
-    env = {"LAYERLENS_CACHE": str(tmp / "cache"), "LAYERLENS_DATA": str(tmp / "data")}
-    (tmp / "cache").mkdir()
+    env = {"LAYERLENS_CACHE": str(app_model_cache), "LAYERLENS_DATA": str(tmp / "data")}
     with streamlit_app(env) as url:
         yield url
 
@@ -179,9 +178,13 @@ def test_two_students_share_the_queue_see_their_place_in_line_and_can_cancel(pag
         student.get_by_text("Which classes get confused?").first.wait_for(timeout=120_000)
         wait_until_idle(student)
     ann, bob = students
-    ann_slider = ann.get_by_role("slider", name="Epochs (passes over the data)")
-    ann_slider.focus()
-    ann.keyboard.press("End")  # 30 epochs: a training of several seconds
+    ann.get_by_text("Retrain when a setting changes").click()  # ann sets up a long training: batch 16, 30 epochs
+    wait_until_idle(ann)
+    for name, key in (("Batch size", "Home"), ("Epochs (passes over the data)", "End")):
+        ann.get_by_role("slider", name=name).focus()
+        ann.keyboard.press(key)
+        wait_until_idle(ann)
+    ann.get_by_role("button", name="Train now").click()
     ann.get_by_text("Training: epoch").first.wait_for(timeout=60_000)
     bob_slider = bob.get_by_role("slider", name="Epochs (passes over the data)")
     bob_slider.focus()
@@ -193,17 +196,19 @@ def test_two_students_share_the_queue_see_their_place_in_line_and_can_cancel(pag
     bob.get_by_role("button", name="Cancel this training").click()
     bob.get_by_text("You cancelled the training of these settings").first.wait_for(timeout=30_000)
     assert bob.locator(ERROR_BOXES).count() == 0
-    try:
-        ann.locator("[data-testid='stSidebar']").get_by_text("30 epochs on").wait_for(timeout=300_000)
-    finally:
-        full_page_screenshot(ann, SCREENSHOTS / "queue-first.png")
-    wait_until_idle(ann)
-    assert ann.locator(ERROR_BOXES).count() == 0
     assert bob.locator("[data-testid='stSidebar']").get_by_text("8 epochs on").count() == 1  # bob kept his model
-    bob.get_by_role("button", name="Train now").click()  # and can still train it after all
-    bob.locator("[data-testid='stSidebar']").get_by_text("epochs on").first.wait_for(timeout=60_000)
-    bob.get_by_text("Which classes get confused?").first.wait_for(timeout=120_000)
-    wait_until_idle(bob)
-    assert bob.locator("[data-testid='stSidebar']").get_by_text("8 epochs on").count() == 0
+    wanted = bob_slider.input_value()
+    bob.get_by_role("button", name="Train now").click()  # bob changes his mind: back in line
+    bob.get_by_text("1st in line").first.wait_for(timeout=30_000)
+    ann.get_by_role("button", name="Cancel this training").click()  # ann stops hers, so bob's starts
+    ann.get_by_text("You cancelled the training of these settings").first.wait_for(timeout=30_000)
+    try:
+        bob.locator("[data-testid='stSidebar']").get_by_text(f"{wanted} epochs on").wait_for(timeout=120_000)
+    finally:
+        full_page_screenshot(bob, SCREENSHOTS / "queue-after.png")
+    for student in students:
+        wait_until_idle(student)
+        assert student.locator(ERROR_BOXES).count() == 0
+    assert ann.locator("[data-testid='stSidebar']").get_by_text("8 epochs on").count() == 1  # ann kept her model
     for student in students:
         student.context.close()

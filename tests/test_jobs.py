@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 
 import pytest
 
@@ -132,6 +133,24 @@ def test_estimates_learn_from_finished_trainings(tiny_config, tiny_data, tmp_pat
     job = queue.submit(dataclasses.replace(tiny_config, epochs=60), tiny_data)
     assert job.wait(60) and job.state == DONE
     assert 1e6 < queue.flops_per_second < 1e13
+
+
+def test_the_line_is_estimated_from_how_fast_the_running_training_goes(tiny_config, tiny_data, tmp_path):
+    queue = TrainingQueue(ModelCache(tmp_path), slots=1, flops_per_second=1.0)  # a first guess far too slow
+    running = queue.submit(dataclasses.replace(tiny_config, epochs=3000), tiny_data, "ann")  # runs for a while
+    waiting = queue.submit(dataclasses.replace(tiny_config, epochs=2), tiny_data, "bob")
+    assert queue.status(waiting).done_in > 1e5  # nothing measured yet: the first guess
+    for _ in range(400):
+        if running.progress is not None and time.monotonic() - running.started > 1.5:
+            break
+        time.sleep(0.05)
+    wait = queue.status(waiting)
+    fraction = running.progress.step / running.progress.total_steps
+    expected = waiting.flops / (running.flops * fraction / (time.monotonic() - running.started))
+    assert wait.position == 1 and 0.5 * expected < wait.done_in - wait.starts_in < 2 * expected  # the rate seen now
+    queue.close()
+    queue.cancel(running)
+    assert running.wait(60)
 
 
 def test_flop_counts_follow_the_architecture(tiny_config):

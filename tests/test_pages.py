@@ -1,8 +1,8 @@
 """Every page through streamlit's AppTest: what it shows, and how it answers the visitor's moves.
 
-The default model (preset tiny on the offline sample) trains once for this module and is kept in one
-model-cache folder; every test starts with Streamlit's caches cleared, so later tests load it from
-disk as after a server restart.
+The default model (preset tiny on the offline sample) trains once per test run and is kept in one
+model-cache folder (conftest's app_model_cache, shared with the browser tests); every test starts with Streamlit's
+caches cleared, so later tests load it from disk as after a server restart.
 """
 from __future__ import annotations
 
@@ -27,16 +27,11 @@ TRAIN, LAYERS, FEATURES, CLASSIC = "pages/1_train.py", "pages/2_layers.py", "pag
 NEURON, LEARNING, ABSTRACTION = "pages/5_neuron.py", "pages/6_learning.py", "pages/7_abstraction.py"
 
 
-@pytest.fixture(scope="module")
-def model_folder(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("pages-cache")
-
-
 @pytest.fixture
-def app(model_folder, monkeypatch, tmp_path) -> AppTest:
-    """A fresh visitor on the Home page, with a fresh server's caches and the module's model-cache folder; the
+def app(app_model_cache, monkeypatch, tmp_path) -> AppTest:
+    """A fresh visitor on the Home page, with a fresh server's caches and the run's model-cache folder; the
     teacher allows image folders from the test's own tmp_path."""
-    monkeypatch.setenv("LAYERLENS_CACHE", str(model_folder))
+    monkeypatch.setenv("LAYERLENS_CACHE", str(app_model_cache))
     monkeypatch.setenv("LAYERLENS_FOLDERS", str(tmp_path))
     st.cache_resource.clear()
     st.cache_data.clear()

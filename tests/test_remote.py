@@ -19,7 +19,7 @@ from layerlens.checkpoints import ModelCache
 from layerlens.jobs import CANCELLED, DONE, TrainingQueue
 from layerlens.remote import (RayTrainer, RemoteTrainingCancelled, RemoteTrainingFailed, pack, ray_runner,
                               task_resources, unpack)
-from layerlens.training import fit
+from layerlens.training import TrainResult, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 RAY_ENV = {
@@ -51,6 +51,17 @@ def ray_cluster():
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def one_thread_result(tiny_config, tiny_data) -> TrainResult:
+    """tiny_config trained here on one thread, as a 1-CPU Ray task trains it: the same sums in the same order."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fit(tiny_config, tiny_data)
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -103,15 +114,16 @@ def training_workers() -> list[int]:
     return pids
 
 
-def test_ray_training_gives_the_local_model_and_reports_progress(trainer, tiny_config, tiny_data, tiny_result):
+def test_ray_training_gives_the_local_model_and_reports_progress(trainer, tiny_config, tiny_data,
+                                                                  one_thread_result):
     run = trainer.start(tiny_config, tiny_data)
     result = run.result(timeout=120)
     assert run.done()
     # seeded and single-threaded on both sides: the very same weights
-    assert result.metrics["test_accuracy"] == tiny_result.metrics["test_accuracy"]
-    for name, tensor in tiny_result.model.state_dict().items():
+    assert result.metrics["test_accuracy"] == one_thread_result.metrics["test_accuracy"]
+    for name, tensor in one_thread_result.model.state_dict().items():
         assert torch.equal(result.model.state_dict()[name], tensor), name
-    assert result.history["step_loss"] == tiny_result.history["step_loss"]
+    assert result.history["step_loss"] == one_thread_result.history["step_loss"]
     progress = run.progress()
     assert progress.epoch_done and progress.epoch == tiny_config.epochs and progress.step == progress.total_steps
     assert progress.test_accuracy == result.metrics["test_accuracy"]
@@ -128,14 +140,14 @@ def test_a_bad_config_raises_fits_own_value_error(trainer, tiny_config, tiny_dat
     assert str(remote.value) == str(local.value)
 
 
-def test_the_training_queue_trains_on_the_cluster(trainer, tiny_config, tiny_data, tiny_result):
+def test_the_training_queue_trains_on_the_cluster(trainer, tiny_config, tiny_data, one_thread_result):
     queue = TrainingQueue(ModelCache(None), slots=trainer.slots(), runner=ray_runner(trainer))
     assert queue.slots == 2  # one per CPU of the 2-CPU cluster
     job = queue.submit(tiny_config, tiny_data, visitor="ada")
     assert job.wait(120)
     assert job.state == DONE, job.error
-    assert job.result.metrics["test_accuracy"] == tiny_result.metrics["test_accuracy"]
-    assert job.losses == tiny_result.history["step_loss"]  # the live loss chart gets every step
+    assert job.result.metrics["test_accuracy"] == one_thread_result.metrics["test_accuracy"]
+    assert job.losses == one_thread_result.history["step_loss"]  # the live loss chart gets every step
     assert job.progress.epoch == tiny_config.epochs
     queue.close()
 
