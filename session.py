@@ -64,9 +64,9 @@ def train_with_progress(config: TrainConfig, data: ImageData, cancellable: bool 
     job = queue.submit(config, data, visitor_id())
     st.session_state[QUEUE_JOB_KEY] = job
     bar = st.progress(0.0, text="Asking for a training slot…")
-    chart = st.empty()
+    chart, cancel = st.empty(), st.empty()
     if cancellable:
-        st.button("Cancel this training", key=f"queue_btn_cancel_{config.key()}", on_click=_cancel_training)
+        cancel.button("Cancel this training", key=f"queue_btn_cancel_{config.key()}", on_click=_cancel_training)
     shown, drawn_steps, ticks = "", 0, 0
     while not job.wait(timeout=0.5):
         ticks += 1
@@ -92,8 +92,8 @@ def train_with_progress(config: TrainConfig, data: ImageData, cancellable: bool 
             chart.line_chart(pd.DataFrame({"training loss": losses[::every]},
                                           index=range(1, len(losses) + 1, every)), height=200, x_label="step")
     st.session_state.pop(QUEUE_JOB_KEY, None)
-    bar.empty()
-    chart.empty()
+    for shown_while_training in (bar, chart, cancel):
+        shown_while_training.empty()
     if job.state == "done":
         return job.result
     if job.state == "failed":

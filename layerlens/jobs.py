@@ -8,6 +8,7 @@ a Ray cluster.
 from __future__ import annotations
 
 import heapq
+from collections import deque
 import logging
 import os
 import threading
@@ -23,6 +24,7 @@ from .training import EPOCH_TEST_IMAGES, Progress, TrainConfig, TrainResult, fit
 log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+RATE_WINDOW_S = 10.0  # queue estimates follow the running training's speed over this many seconds
 FIRST_GUESS_FLOPS = 3e9  # training FLOP/s assumed until the first job has been timed (a 2-core laptop CPU)
 
 
@@ -79,6 +81,7 @@ class Job:
     result: TrainResult | None = None
     error: str | None = None
     losses: list[float] = field(default_factory=list, repr=False)  # every step's training loss reported so far
+    marks: deque = field(default_factory=lambda: deque(maxlen=4096), repr=False)  # (time, step) of each report
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
     _done: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -98,6 +101,18 @@ class Job:
         """Called by the runner as training goes on."""
         self.progress = progress
         self.losses.append(progress.loss)
+        self.marks.append((time.monotonic(), progress.step))
+
+    def recent_rate(self, window: float = RATE_WINDOW_S) -> tuple[float, float] | None:
+        """(FLOP/s over the last `window` seconds of reports, seconds those reports span), or None before 1 s."""
+        marks = list(self.marks)
+        if len(marks) < 2 or self.progress is None:
+            return None
+        end, last = marks[-1]
+        start, first = next((t, step) for t, step in marks if end - t <= window)
+        if end - start < 1.0 or last <= first:
+            return None
+        return self.flops / self.progress.total_steps * (last - first) / (end - start), end - start
 
 
 @dataclass(frozen=True)
@@ -250,18 +265,15 @@ class TrainingQueue:
             job._cancel.set()  # the runner stops at its next step
 
     def _rate(self) -> float:  # with the lock held
-        """Training FLOP/s to expect from the next job. The running jobs' rate so far says how busy the server is
-        now (watchers, other trainings); it counts for more the further they are, against finished jobs' rate."""
-        now, live = time.monotonic(), []
-        for job in self._jobs.values():
-            p = job.progress
-            if job.state == RUNNING and p is not None and p.step > 0 and now - job.started > 1.0:
-                live.append((p.step / p.total_steps, job.flops * p.step / p.total_steps / (now - job.started)))
+        """Training FLOP/s to expect from the next job. The running jobs' speed over the last RATE_WINDOW_S says how
+        busy the server is now (a class that has just clicked, or only waits); the finished jobs' mean rate counts
+        only until a running job has been watched for that long."""
+        live = [rate for job in self._jobs.values() if job.state == RUNNING and (rate := job.recent_rate())]
         if not live:
             return self.flops_per_second
-        done = max(fraction for fraction, _ in live)
-        weight = 1.0 if self._timed == 0 else done  # a first guess is worth nothing against a measurement
-        return (1 - weight) * self.flops_per_second + weight * sum(r for _, r in live) / len(live)
+        span = max(seconds for _, seconds in live)
+        weight = 1.0 if self._timed == 0 else min(1.0, span / RATE_WINDOW_S)  # a first guess is worth nothing
+        return (1 - weight) * self.flops_per_second + weight * sum(r for r, _ in live) / len(live)
 
     def _left(self, job: Job) -> float:
         elapsed = time.monotonic() - (job.started or time.monotonic())

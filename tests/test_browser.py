@@ -141,6 +141,7 @@ def test_learning_page_steps_by_hand_breaks_learning_and_adds_data(page):
     page.get_by_text("images (100%)").wait_for(timeout=300_000)
     wait_until_idle(page)
     assert page.locator(ERROR_BOXES).count() == 0
+    assert page.get_by_role("button", name="Cancel this training").count() == 0  # gone with their trainings
     full_page_screenshot(page, SCREENSHOTS / "learning.png")
 
 

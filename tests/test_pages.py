@@ -525,6 +525,7 @@ def test_learning_page_takes_real_steps_and_breaks_learning_without_crashing(app
     at.button(key="learning_btn_data").click().run()
     assert_clean(at)
     assert "4,000 images (100%)" in text(at) and len(charts(at)["learning_data_curve"]["data"][0]["x"]) == 5
+    assert not [b for b in at.button if str(b.key).startswith("queue_btn_cancel")]  # gone with their trainings
 
 
 def test_abstraction_page_probes_every_layer_trained_untrained_and_over_training(app):
