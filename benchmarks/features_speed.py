@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 from layerlens.checkpoints import load_checkpoint  # noqa: E402
 from layerlens.data import DatasetUnavailable, load_dataset  # noqa: E402
 from layerlens.features import channel_maxima, top_patches, visualise_channels  # noqa: E402
+from layerlens.machine import describe  # noqa: E402
 from layerlens.nets import Net  # noqa: E402
 from layerlens.training import preset_train_config  # noqa: E402
 
@@ -38,6 +39,7 @@ def main() -> None:
                         default=Path(os.environ.get("LAYERLENS_DATA", ROOT.parent / "shared" / "data")))
     parser.add_argument("--model", type=Path, help="a checkpoint to time instead of the untrained preset")
     args = parser.parse_args()
+    print(json.dumps(describe()), flush=True)  # the machine first: figures compare by its sgemm rate
     if args.model:
         model = load_checkpoint(args.model).model
         dataset = load_checkpoint(args.model).config.dataset

@@ -20,10 +20,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+
 os.environ.setdefault("LAYERLENS_CACHE", tempfile.mkdtemp(prefix="layerlens-bench-"))
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from layerlens.machine import describe  # noqa: E402
 from streamlit_server import CHROMIUM, CHROMIUM_FLAGS, streamlit_app, wait_until_idle  # noqa: E402
 
 # Remember when anything on the page last changed; the page is drawn when changes stop.
@@ -57,6 +59,7 @@ def browser_times(images: int = 10) -> list[float]:
 
 
 def main() -> None:
+    print(json.dumps(describe()), flush=True)  # the machine first: figures compare by its sgemm rate
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()
     at.switch_page("pages/2_layers.py")

@@ -21,8 +21,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
 os.environ.setdefault("LAYERLENS_CACHE", tempfile.mkdtemp(prefix="layerlens-bench-"))
 
+from layerlens.machine import describe  # noqa: E402
 from streamlit_server import CHROMIUM, CHROMIUM_FLAGS, streamlit_app, wait_until_idle  # noqa: E402
 
 # Strokes in the 280×280 canvas, as (x, y) points; one list per pen stroke.
@@ -62,6 +65,7 @@ def stroke(page, box: dict, points: list[tuple[int, int]]) -> None:
 
 
 def main() -> None:
+    print(json.dumps(describe()), flush=True)  # the machine first: figures compare by its sgemm rate
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():

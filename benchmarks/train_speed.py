@@ -1,7 +1,8 @@
 """Training speed: the app's fit() against a bare PyTorch loop on the same model and data.
 
-Prints one JSON line per case: seconds and test accuracy of the app's training, images/second of the
-app's training steps and of a bare loop (same model, optimizer, schedule and batches), and their ratio.
+Prints the machine first (its sgemm rate), then one JSON line per case: seconds and test accuracy of the app's
+training, images/second of the app's training steps and of a bare loop (same model, optimizer, schedule and batches),
+their ratio, and the training's achieved GFLOP/s (operation count over seconds) with its share of the sgemm rate.
 
     python benchmarks/train_speed.py [--data-dir ../shared/data] [--repeats 3]
 """
@@ -23,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from layerlens.data import DatasetUnavailable, load_dataset  # noqa: E402
+from layerlens.jobs import training_flops  # noqa: E402
+from layerlens.machine import describe  # noqa: E402
 from layerlens.nets import Net  # noqa: E402
 from layerlens.training import TrainConfig, fit, memory_format, preset_train_config  # noqa: E402
 
@@ -64,6 +67,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs of each; the median is printed")
     parser.add_argument("--only", help="run just this dataset's case")
     args = parser.parse_args()
+    machine = describe()
+    print(json.dumps(machine), flush=True)  # the machine first: figures compare by its sgemm rate
     for dataset, preset in CASES:
         if args.only and dataset != args.only:
             continue
@@ -80,6 +85,7 @@ def main() -> None:
             app.append(fit(config, data))
             bare.append(bare_images_per_second(config, data.x_train, data.y_train))
         seconds = statistics.median(r.metrics["seconds"] for r in app)
+        flops = training_flops(config, len(data.x_train), len(data.x_test))  # forward + backward, and the scoring
         app_ips = statistics.median(r.metrics["images_per_second"] for r in app)
         bare_ips = statistics.median(bare)
         print(json.dumps({
@@ -88,6 +94,8 @@ def main() -> None:
             "test_accuracy": min(r.metrics["test_accuracy"] for r in app),
             "app_images_per_second": app_ips, "bare_images_per_second": round(bare_ips, 1),
             "app_over_bare": round(app_ips / bare_ips, 3), "threads": torch.get_num_threads(),
+            "training_gflops": round(flops / seconds / 1e9, 2),
+            "share_of_sgemm": round(flops / seconds / 1e9 / machine["sgemm_gflops"], 3),
             "device": app[0].metrics["device"]}), flush=True)
 
 
