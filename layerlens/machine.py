@@ -27,7 +27,7 @@ def cpu_name() -> str:
     except OSError:
         import platform
 
-        return platform.processor() or platform.machine()
+        return f"{platform.processor() or platform.machine()} (vector unit unknown)"
     name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
     flags = next((line for line in info.splitlines() if line.startswith("flags")), "").split()
     vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
