@@ -8,11 +8,11 @@ a Ray cluster.
 from __future__ import annotations
 
 import heapq
-from collections import deque
 import logging
 import os
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Hashable
 

@@ -1,6 +1,7 @@
 """What this machine can do: its measured fp32 matrix-multiply rate, so speed figures from two machines compare."""
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -36,7 +37,5 @@ def cpu_name() -> str:
 
 def describe() -> dict:
     """What every benchmark prints first: the machine, so that its figures can be compared with another's."""
-    import os
-
     return {"machine": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "sgemm_gflops": sgemm_gflops()}

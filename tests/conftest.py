@@ -18,7 +18,6 @@ from layerlens.training import TrainConfig, TrainResult, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
 TINY_CLASSES = ("vertical", "horizontal", "blank")
 
 
