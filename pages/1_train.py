@@ -106,7 +106,8 @@ with st.sidebar.expander("**Data**", expanded=True):
                                   "type a name relative to it.")
         name = f"{FOLDER_PREFIX}{path.strip()}" if path.strip() else None
     st.selectbox("Preset", list(PRESETS), key="train_preset", on_change=apply_preset,
-                 help="tiny: 3 small blocks · lenet: LeCun's classic · deep: 4 wide blocks for colour photos")
+                 help="tiny: 3 small blocks · lenet: LeCun's classic · wide: 3 blocks of more channels, for clothes · "
+                      "deep: 4 wide blocks for colour photos")
     st.select_slider("Training images", choices(TRAIN_SIZES, "train_size"), key="train_size",
                      help="More data usually means better accuracy, but slower training.")
     auto = st.toggle("Retrain when a setting changes", key="train_auto",

