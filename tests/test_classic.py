@@ -105,8 +105,8 @@ def test_learned_numbers_count_what_each_model_keeps(tiny_data):
     tree = fitted("tree", tiny_data, "pixels").estimator
     leaves = tree.get_n_leaves()
     assert learned_numbers(tree) == 2 * (tree.tree_.node_count - leaves) + 3 * leaves
-    svm = fitted("svm", tiny_data, "pixels").estimator.calibrated_classifiers_[0].estimator
-    assert fitted("svm", tiny_data, "pixels").learned_numbers > svm.support_vectors_.size
+    svm = fitted("svm", tiny_data, "pixels").estimator.calibrated_.calibrated_classifiers_[0].estimator
+    assert fitted("svm", tiny_data, "pixels").learned_numbers > len(svm.support_) * d
     with pytest.raises(ValueError, match="No parameter count"):
         learned_numbers(object())
 
@@ -223,3 +223,23 @@ def test_cnn_probabilities_and_confusion_counts(tiny_result, tiny_data):
     counts = confusion_counts(tiny_data.y_test, torch.from_numpy(probs.argmax(1)), 3)
     assert counts.sum() == 30
     assert counts.trace() / 30 == pytest.approx(tiny_result.metrics["test_accuracy"])
+
+
+@pytest.mark.parametrize("gram_max_images", [10_000, 10], ids=["numpy kernel matrix", "libsvm's own kernel"])
+def test_the_kernel_svm_is_scikit_learns_calibrated_rbf_svm(tiny_data, gram_max_images):
+    """KernelSVM hands libsvm a kernel matrix numpy computed (or, for many images, the rows themselves): the same
+    model as CalibratedClassifierCV(SVC(gamma="scale")), to float precision."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.svm import SVC
+
+    from layerlens.kernel_svm import KernelSVM
+
+    x, y = pixel_features(tiny_data.x_train), tiny_data.y_train.numpy()
+    x_test = pixel_features(tiny_data.x_test)
+    ours = KernelSVM(C=5.0, folds=2, gram_max_images=gram_max_images).fit(x, y)
+    assert ours.precomputed_ == (len(x) <= gram_max_images)
+    reference = CalibratedClassifierCV(SVC(C=5.0, gamma="scale", random_state=0), ensemble=False, cv=2).fit(x, y)
+    np.testing.assert_allclose(ours.predict_proba(x_test), reference.predict_proba(x_test), atol=0.01)
+    assert (ours.predict(x_test) == reference.predict(x_test)).mean() >= 0.98
+    support = reference.calibrated_classifiers_[0].estimator.support_
+    assert np.array_equal(ours.calibrated_.calibrated_classifiers_[0].estimator.support_, support)
