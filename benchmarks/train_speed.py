@@ -58,7 +58,10 @@ CANDIDATES = {
                       ("tiny", dict(epochs=3, batch_size=128, learning_rate=0.02), dict(channels=(16, 32), dense=64)),
                       ("lenet", dict(epochs=3, batch_size=128, learning_rate=0.02), dict(channels=(16, 32))),
                       ("wide", dict(epochs=2, batch_size=128, learning_rate=0.02), {}),
-                      ("wide", dict(epochs=3, batch_size=128, learning_rate=0.02), {})],
+                      ("wide", dict(epochs=3, batch_size=128, learning_rate=0.02), {}),
+                      ("wide", dict(epochs=3, batch_size=128, learning_rate=0.02, augment=True), {}),
+                      ("wide", dict(epochs=4, batch_size=256, learning_rate=0.02), {}),
+                      ("wide", dict(epochs=4, batch_size=128, learning_rate=0.02), {})],
     "cifar10": [("deep", dict(epochs=4, batch_size=128, learning_rate=0.005), {}),
                 ("deep", dict(epochs=2, batch_size=128, learning_rate=0.005), {})],
 }
