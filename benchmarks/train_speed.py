@@ -6,6 +6,10 @@ their ratio, and the training's achieved GFLOP/s (operation count over seconds) 
 
     python benchmarks/train_speed.py [--data-dir ../shared/data] [--repeats 3]
     python benchmarks/train_speed.py --recipes [--only fashion-mnist] [--seeds 2]
+    python benchmarks/train_speed.py --layouts
+
+--layouts times one training step of each preset (batch 128, Adam) in NCHW and in channels-last (where
+nets.BatchNorm2d runs few channels in NCHW), best of 3 rounds, and prints their ratio: why fit() trains channels-last.
 
 --recipes trains every candidate recipe of each dataset (architecture and training settings) and prints the table
 that chose the recipe each dataset starts with: seconds, the seconds scaled to the reference machine of issue 12
@@ -63,7 +67,9 @@ CANDIDATES = {
                       ("wide", dict(epochs=4, batch_size=256, learning_rate=0.02), {}),
                       ("wide", dict(epochs=4, batch_size=128, learning_rate=0.02), {})],
     "cifar10": [("deep", dict(epochs=4, batch_size=128, learning_rate=0.005), {}),
-                ("deep", dict(epochs=2, batch_size=128, learning_rate=0.005), {})],
+                ("deep", dict(epochs=2, batch_size=128, learning_rate=0.005), {}),
+                ("deep", dict(epochs=4, batch_size=256, learning_rate=0.01), {}),
+                ("deep", dict(epochs=5, batch_size=256, learning_rate=0.01), {})],
 }
 
 
@@ -93,6 +99,45 @@ def bare_images_per_second(config: TrainConfig, x: torch.Tensor, y: torch.Tensor
             scheduler.step()
         seconds += time.perf_counter() - start
     return len(x) * config.epochs / seconds
+
+
+def step_milliseconds(net, layout: torch.memory_format, batch: int = 128, steps: int = 15) -> float:
+    """Best of 3 rounds of `steps` training steps (forward, backward, Adam) on random images, in ms per step."""
+    model = Net(net).to(memory_format=layout).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.rand(batch, net.in_channels, net.image_size, net.image_size).contiguous(memory_format=layout)
+    y = torch.randint(0, net.num_classes, (batch,))
+
+    def step():
+        loss = nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(3):
+        step()  # warm-up
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        best = min(best, (time.perf_counter() - start) / steps)
+    return best * 1e3
+
+
+def layout_table() -> None:
+    """ms per training step of every preset in NCHW and in channels-last, and the speed-up."""
+    from layerlens.nets import PRESETS, preset_config
+
+    for preset in PRESETS:
+        colour = preset == "deep"
+        net = preset_config(preset, 3 if colour else 1, 32 if colour else 28, 10, (0.5,) * (3 if colour else 1),
+                            (0.25,) * (3 if colour else 1))
+        nchw = step_milliseconds(net, torch.contiguous_format)
+        last = step_milliseconds(net, torch.channels_last)
+        print(json.dumps({"preset": preset, "batch": 128, "nchw_ms_per_step": round(nchw, 1),
+                          "channels_last_ms_per_step": round(last, 1), "speed_up": round(nchw / last, 2)}),
+              flush=True)
 
 
 def recipe_table(args, machine: dict) -> None:
@@ -128,7 +173,7 @@ def recipe_table(args, machine: dict) -> None:
     print("\n| dataset | preset | changes | epochs | batch | lr | seconds | at 70 GFLOP/s | accuracy (worst seed) "
           "| GFLOP/s | share of sgemm | target met | chosen |\n|" + " --- |" * 13)
     for row in rows:
-        changes = ", ".join(f"{k}={row[k]}" for k in ("channels", "dense") if k in row) or "—"
+        changes = ", ".join(f"{k}={row[k]}" for k in ("channels", "dense", "augment") if k in row) or "—"
         print(f"| {row['dataset']} | {row['preset']} | {changes} | {row['epochs']} | {row['batch_size']} | "
               f"{row['learning_rate']} | {row['seconds']:.1f} | {row['seconds_at_70']:.1f} | "
               f"{row['test_accuracy']:.2%} | {row['training_gflops']} | {row['share_of_sgemm']:.0%} | "
@@ -143,11 +188,15 @@ def main() -> None:
     parser.add_argument("--only", help="run just this dataset's case")
     parser.add_argument("--recipes", action="store_true", help="train every candidate recipe and print the table")
     parser.add_argument("--seeds", type=int, default=1, help="--recipes: seeds per candidate (the worst counts)")
+    parser.add_argument("--layouts", action="store_true", help="time a training step in NCHW and channels-last")
     args = parser.parse_args()
     machine = describe()
     print(json.dumps(machine), flush=True)  # the machine first: figures compare by its sgemm rate
     if args.recipes:
         recipe_table(args, machine)
+        return
+    if args.layouts:
+        layout_table()
         return
     for dataset, preset in CASES:
         if args.only and dataset != args.only:

@@ -122,8 +122,9 @@ class BatchNorm2d(nn.BatchNorm2d):
 
     Training runs channels-last, where the CPU's convolutions and max-pooling are fastest (pooling 8×28×28 maps:
     0.8 ms against 3.5 ms), but PyTorch's channels-last batch-norm is slow on few channels (8 channels of 28×28 at
-    batch 128: 3.9 + 7.6 ms forward + backward against 1.1 + 3.4 ms). Two copies cost less: `tiny` trains 1.7×
-    faster, `lenet` 1.3× (benchmarks/train_speed.py). Same parameters and state_dict as nn.BatchNorm2d.
+    batch 128: 3.9 + 7.6 ms forward + backward against 1.1 + 3.4 ms). Two copies cost less (a training step of
+    `tiny`: 12 ms against 17 ms in NCHW; benchmarks/train_speed.py --layouts). Same parameters and state_dict as
+    nn.BatchNorm2d.
     """
 
     def forward(self, x):

@@ -134,8 +134,8 @@ def training_problem(result: TrainResult) -> str | None:
 
 def memory_format(net: NetConfig) -> torch.memory_format:
     """Channels-last: oneDNN's convolutions and max-pooling run fastest so on CPU (batch-norm on few channels
-    switches back by itself, see nets.BatchNorm2d). Measured per training step against NCHW at batch 128: `tiny`
-    1.7×, `lenet` 1.3×, `deep` 1.2× (benchmarks/train_speed.py --layouts)."""
+    switches back by itself, see nets.BatchNorm2d). A training step against NCHW at batch 128, 2-core AVX2:
+    `tiny` 1.4–1.7×, `lenet` 0.9–1.3×, `wide` 1.8×, `deep` 1.4× (python benchmarks/train_speed.py --layouts)."""
     return torch.channels_last
 
 
