@@ -69,7 +69,10 @@ CANDIDATES = {
     "cifar10": [("deep", dict(epochs=4, batch_size=128, learning_rate=0.005), {}),
                 ("deep", dict(epochs=2, batch_size=128, learning_rate=0.005), {}),
                 ("deep", dict(epochs=4, batch_size=256, learning_rate=0.01), {}),
-                ("deep", dict(epochs=5, batch_size=256, learning_rate=0.01), {})],
+                ("deep", dict(epochs=5, batch_size=256, learning_rate=0.01), {}),
+                ("deep", dict(epochs=8, batch_size=256, learning_rate=0.01), dict(channels=(16, 32, 64, 128))),
+                ("deep", dict(epochs=8, batch_size=256, learning_rate=0.02), dict(channels=(16, 32, 64, 128))),
+                ("deep", dict(epochs=10, batch_size=256, learning_rate=0.01), dict(channels=(16, 32, 64, 128)))],
 }
 
 
