@@ -37,7 +37,7 @@ from layerlens.data import DatasetUnavailable, load_dataset  # noqa: E402
 from layerlens.jobs import training_flops  # noqa: E402
 from layerlens.machine import describe  # noqa: E402
 from layerlens.nets import Net  # noqa: E402
-from layerlens.training import (PRESET_TRAINING, RECOMMENDED_PRESET, TrainConfig, fit, memory_format,  # noqa: E402
+from layerlens.training import (PRESET_TRAINING, RECOMMENDED_PRESET, TRAINING_LAYOUT, TrainConfig, fit,  # noqa: E402
                                 preset_train_config)
 
 CASES = [("mnist-sample", "tiny"), ("mnist", "lenet"), ("fashion-mnist", "wide"), ("cifar10", "deep")]
@@ -79,8 +79,8 @@ CANDIDATES = {
 def bare_images_per_second(config: TrainConfig, x: torch.Tensor, y: torch.Tensor) -> float:
     """The same training as fit(), written as the shortest PyTorch loop: no callbacks, history or checks."""
     torch.manual_seed(config.seed)
-    model = Net(config.net).to(memory_format=memory_format(config.net))
-    x = x.contiguous(memory_format=memory_format(config.net))
+    model = Net(config.net).to(memory_format=TRAINING_LAYOUT)
+    x = x.contiguous(memory_format=TRAINING_LAYOUT)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     total = config.epochs * math.ceil(len(x) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.learning_rate, total_steps=total)

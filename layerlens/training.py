@@ -132,11 +132,10 @@ def training_problem(result: TrainResult) -> str | None:
     return None
 
 
-def memory_format(net: NetConfig) -> torch.memory_format:
-    """Channels-last: oneDNN's convolutions and max-pooling run fastest so on CPU (batch-norm on few channels
-    switches back by itself, see nets.BatchNorm2d). A training step against NCHW at batch 128, 2-core AVX2:
-    `tiny` 1.4–1.7×, `lenet` 0.9–1.3×, `wide` 1.8×, `deep` 1.4× (python benchmarks/train_speed.py --layouts)."""
-    return torch.channels_last
+# Channels-last: oneDNN's convolutions and max-pooling run fastest so on CPU (batch-norm on few channels switches back
+# by itself, see nets.BatchNorm2d). A training step against NCHW at batch 128, 2-core AVX2: `tiny` 1.4–1.7×, `lenet`
+# 0.9–1.3×, `wide` 1.8×, `deep` 1.4× (python benchmarks/train_speed.py --layouts).
+TRAINING_LAYOUT = torch.channels_last
 
 
 def pick_device() -> torch.device:
@@ -220,16 +219,15 @@ def fit(config: TrainConfig, data: ImageData, on_step: Callable[[Progress], None
                          f"{config.net.num_classes} classes, but {data.name} has {data.channels}×"
                          f"{data.image_size}² images in {data.num_classes} classes.")
     device = device or pick_device()
-    layout = memory_format(config.net)
     # every random draw comes from the run's own generators, never torch's global one, which other visitors' threads
     # share: the same config gives the same model whoever trains it, whenever
-    model = Net(config.net, seed=config.seed).to(device, memory_format=layout)
+    model = Net(config.net, seed=config.seed).to(device, memory_format=TRAINING_LAYOUT)
     generator = torch.Generator(device="cpu").manual_seed(config.seed)  # batches and mirror flips
     for module in model.modules():
         if isinstance(module, SeededDropout):
             module.generator = torch.Generator(device=device).manual_seed(config.seed + 1)
     x_train, y_train = training_subset(config, data)
-    x_train, y_train = x_train.to(device).contiguous(memory_format=layout), y_train.to(device)
+    x_train, y_train = x_train.to(device).contiguous(memory_format=TRAINING_LAYOUT), y_train.to(device)
     x_test, y_test = data.x_test.to(device), data.y_test.to(device)
     n, bs = len(x_train), config.batch_size
     steps_per_epoch = math.ceil(n / bs)
