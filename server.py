@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from pathlib import Path
 
 import numpy as np
 # Loaded once, here: plotly looks PIL.Image up in sys.modules, and while one visitor's thread was half-way through
@@ -30,6 +31,11 @@ log = logging.getLogger(__name__)
 
 RESULTS_MB = 768  # default memory for computed results shared by every visitor (fitted models, patches, probes…)
 RAY_SETTING = "LAYERLENS_RAY_ADDRESS"
+
+
+def models_dir() -> Path:
+    """Where named models are saved and listed: $LAYERLENS_MODELS, else the project's models/."""
+    return Path(os.environ.get("LAYERLENS_MODELS", Path(__file__).parent / "models"))
 
 
 def megabytes(setting: str, default: int) -> int:

@@ -17,7 +17,7 @@ from .nets import Net
 def probe_layers(model: Net) -> list[str]:
     """The layers worth probing, input to output: each block's output (after pooling), dense, classifier."""
     names = [name for name, _ in model.layers.named_children()]
-    return [n for n in names if n.startswith("pool") or n in ("dense_act", "classifier")]
+    return [block.pool for block in model.feature_info] + [n for n in ("dense_act", "classifier") if n in names]
 
 
 @torch.no_grad()

@@ -1,6 +1,7 @@
 """Checkpoints (config + weights + metrics) and the model cache keyed by config hash."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -10,9 +11,9 @@ from typing import Callable
 import torch
 
 from .caching import ByteCache
-from .data import ImageData
+from .data import ImageData, not_writable
 from .nets import Net
-from .training import Progress, TrainConfig, TrainResult, fit
+from .training import History, Progress, TrainConfig, TrainResult, fit
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +24,16 @@ def save_checkpoint(result: TrainResult, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     # a name of this process and thread alone: replicas sharing one cache folder may save the same model at once
     tmp = path.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")
-    torch.save({"config": result.config.to_dict(), "state_dict": result.model.state_dict(),
-                "history": result.history, "metrics": result.metrics, "diverged": result.diverged}, tmp)
-    tmp.replace(path)
+    checkpoint = {"config": result.config.to_dict(), "state_dict": result.model.state_dict(),
+                  "history": result.history.to_dict(), "metrics": result.metrics, "diverged": result.diverged}
+    try:
+        with open(tmp, "wb") as file:  # opened here, a refused write is an OSError that says why, not a RuntimeError
+            torch.save(checkpoint, file)
+        tmp.replace(path)
+    except OSError:
+        with contextlib.suppress(OSError):  # a write cut short (a full disk) leaves no stray file behind
+            tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -36,10 +44,13 @@ def load_checkpoint(path: Path) -> TrainResult:
         config = TrainConfig.from_dict(ckpt["config"])
         model = Net(config.net)
         model.load_state_dict(ckpt["state_dict"])
+        history = History.from_dict(ckpt["history"])
+    except OSError as err:  # missing, or not readable by this process: the file itself may be fine
+        raise ValueError(f"Could not open {Path(path).name} ({type(err).__name__}: {err.strerror or err}).") from err
     except Exception as err:
         raise ValueError(f"{Path(path).name} is not a LayerLens checkpoint that this version can read ({err}).") from err
     model.eval()
-    return TrainResult(model, config, ckpt["history"], ckpt["metrics"], ckpt.get("diverged"))
+    return TrainResult(model, config, history, ckpt["metrics"], ckpt.get("diverged"))
 
 
 MODELS_MB = 512  # default memory for trained models kept for every visitor (the disk keeps them all)
@@ -69,15 +80,15 @@ class ModelCache:
         if found is not None:
             return found
         path = self._path(config)
-        if path and path.exists():
-            try:
-                result = load_checkpoint(path)
-            except ValueError as err:
-                log.warning("unreadable cached model %s (%s): it will be trained again", path, err)
+        try:
+            if path is None or not path.exists():
                 return None
-            self._memory.put(key, result)
-            return result
-        return None
+            result = load_checkpoint(path)
+        except (OSError, ValueError) as err:  # OSError: a folder this process may not search
+            log.warning("unreadable cached model %s (%s): it will be trained again", path, err)
+            return None
+        self._memory.put(key, result)
+        return result
 
     def put(self, result: TrainResult) -> None:
         self._memory.put(result.config.key(), result)
@@ -86,7 +97,10 @@ class ModelCache:
             try:
                 save_checkpoint(result, path)
             except OSError as err:
-                log.warning("could not write %s (%s): this model will be trained again after a restart", path, err)
+                why = "the folder is not writable" if not_writable(err) else "the write failed"
+                log.warning("could not save the trained model in %s (%s: %s): %s, so this model is trained again "
+                            "after every restart and whenever it leaves memory", path.parent, type(err).__name__,
+                            err, why)
 
     def get_or_train(self, config: TrainConfig, data: ImageData,
                      on_step: Callable[[Progress], None] | None = None) -> TrainResult:

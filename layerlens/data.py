@@ -1,12 +1,19 @@
 """Datasets as in-memory tensors: the offline MNIST sample, torchvision downloads, image folders."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import hashlib
+import http.client
 import io
 import logging
 import os
+import pickle
 import tarfile
+import threading
+import urllib.error
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,13 +151,79 @@ def load_sample() -> ImageData:
     return from_uint8(SAMPLE, x[train], y[train], x[test], y[test], DIGITS)
 
 
+def not_writable(err: BaseException) -> bool:
+    """Whether an error means that a folder (or file) may not be written: permissions or a read-only disk."""
+    return isinstance(err, PermissionError) or getattr(err, "errno", None) == errno.EROFS
+
+
+def _causes(err: BaseException) -> list[BaseException]:
+    """err and the exceptions it was raised from or while handling, outermost first."""
+    chain = []
+    while err is not None and err not in chain:
+        chain.append(err)
+        err = err.__cause__ or err.__context__
+    return chain
+
+
+def _said(err: BaseException) -> str:
+    """'Type: message' on one line, short enough for a sentence."""
+    text = f"{type(err).__name__}: {err}".splitlines()[0]
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+# where torchvision keeps each dataset's files under the data folder
+TORCHVISION_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "cifar-10-batches-py"}
+
+
+def _network_failure(err: BaseException) -> tuple[str, str] | None:
+    """When the network is why err was raised: what happened, in words, and what to do about it; else None."""
+    for e in _causes(err):
+        if isinstance(e, urllib.error.HTTPError):
+            return f"the download server answered {e}", "Try again later"
+        if isinstance(e, (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException)):
+            reason = getattr(e, "reason", e)
+            reason = _said(reason) if isinstance(reason, BaseException) else reason
+            return f"LayerLens could not reach the download server ({reason})", "Connect once"
+    # MNIST tries two mirrors and sums up their errors in one RuntimeError, as text
+    said = [line.strip("<>") for line in str(err).splitlines() if "urlopen error" in line or "HTTP Error" in line]
+    if not str(err).startswith("Error downloading") or not said:
+        return None
+    if said[-1].startswith("HTTP Error"):
+        return f"the download server answered {said[-1]}", "Try again later"
+    return f"LayerLens could not reach the download server ({said[-1].removeprefix('urlopen error ')})", "Connect once"
+
+
+# what torchvision raises for files cut short or damaged (its MNIST reader asserts; CIFAR-10 unpickles)
+DAMAGED = (RuntimeError, ValueError, AssertionError, EOFError, zlib.error, tarfile.TarError, pickle.UnpicklingError)
+
+
 def _unavailable(name: str, data_dir: Path, err: Exception) -> DatasetUnavailable:
+    """A DatasetUnavailable naming the real cause of a failed torchvision download or load (and the log's warning):
+    the network, a folder LayerLens may not write, damaged files, else the error itself."""
     what, size = DATASETS[name]
-    return DatasetUnavailable(
-        f"{what.split(':')[0]} is not in {data_dir.resolve()} and could not be downloaded "
-        f"({type(err).__name__}: no internet?). Connect once to download it ({size}) into that folder, "
-        f"or set LAYERLENS_DATA to a folder that already has it. The offline '{SAMPLE}' dataset works meanwhile."
-    )
+    title, folder, files = what.split(":")[0], data_dir.resolve(), (data_dir / TORCHVISION_FOLDERS[name]).resolve()
+    meanwhile = f"the offline '{SAMPLE}' dataset works meanwhile."
+    network = _network_failure(err)
+    denied = next((e for e in _causes(err) if not_writable(e)), None)
+    unexpected = False
+    if network:
+        what_happened, retry = network
+        message = (f"{title} is not in {folder} and {what_happened}. {retry} to download it ({size}) into that "
+                   f"folder, or set LAYERLENS_DATA to a folder that already has it; {meanwhile}")
+    elif denied is not None:
+        where = Path(denied.filename).resolve().parent if getattr(denied, "filename", None) else folder
+        message = (f"{title} could not be downloaded because LayerLens may not write in {where} ({_said(denied)}). "
+                   f"Make that folder writable, or set LAYERLENS_DATA to a folder it can write to; {meanwhile}")
+    elif isinstance(err, DAMAGED) and files.exists():
+        message = (f"The {title} files in {files} look damaged or incomplete ({_said(err)}). Delete that folder and "
+                   f"load {title} again to download it afresh ({size}); {meanwhile}")
+    else:
+        message = (f"{title} could not be loaded from {folder} ({_said(err)}); the server's log has the details. "
+                   f"The offline '{SAMPLE}' dataset works meanwhile.")
+        unexpected = True
+    log.warning("could not load %s from %s (%s: %s)", name, folder, type(err).__name__, err,
+                exc_info=err if unexpected else None)
+    return DatasetUnavailable(message)
 
 
 def load_torchvision(name: str, data_dir: Path) -> ImageData:
@@ -161,7 +234,7 @@ def load_torchvision(name: str, data_dir: Path) -> ImageData:
     try:
         train = cls(str(data_dir), train=True, download=True)
         test = cls(str(data_dir), train=False, download=True)
-    except Exception as err:  # torchvision raises RuntimeError/URLError/OSError when offline
+    except Exception as err:  # URLError offline, PermissionError, RuntimeError/ValueError for damaged files, …
         raise _unavailable(name, data_dir, err) from err
     classes = CIFAR if name == "cifar10" else FASHION if name == "fashion-mnist" else DIGITS
     return from_uint8(name, train.data, train.targets, test.data, test.targets, classes)
@@ -223,27 +296,38 @@ def mixed_order(count: int) -> torch.Tensor:
     return torch.randperm(count, generator=torch.Generator().manual_seed(0))
 
 
-def load_folder(path: Path, cache_dir: Path | None = None, within: Path | None = None) -> ImageData:
-    """Images under train/<class>/* and test/<class>/* (a folder or a .tar.gz of one).
+def _read_cache(cached: Path) -> dict | None:
+    """A decoded folder's arrays from the cache, else None (missing, or unreadable: then it is decoded again)."""
+    try:
+        return torch.load(cached, weights_only=True) if cached.exists() else None
+    except Exception as err:  # cut short by a full disk or a killed process, say
+        log.warning("unreadable decoded-folder cache %s (%s): the folder is decoded again", cached, _said(err))
+        return None
 
-    Images that are all one square size up to 64 px keep it; others are centre-cropped and resized
-    to 32×32. Grey stays grey unless any image has colour. Each split is stored in mixed_order, not class
-    by class. Decoded once; the uint8 arrays are cached on disk so the next load is fast. within: the folder that
-    no image may lead out of (see allowed_folder).
-    """
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise DatasetUnavailable(f"No image folder at {path}. It needs train/<class>/ and test/<class>/ sub-folders.")
-    name = f"{FOLDER_PREFIX}{path}"
-    cached = Path(cache_dir or default_cache_dir()) / "folders" / f"{_folder_fingerprint(path)}.pt"
-    if cached.exists():
-        d = torch.load(cached, weights_only=True)
-        return from_uint8(name, d["x_train"], d["y_train"], d["x_test"], d["y_test"], d["classes"])
 
+def _write_cache(cached: Path, arrays: dict) -> None:
+    """Keep a decoded folder's arrays for the next load; written atomically, as two visitors may decode it at once."""
+    tmp = cached.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as file:  # opened here, a refused write is an OSError that says why, not a RuntimeError
+            torch.save(arrays, file)
+        tmp.replace(cached)
+    except OSError as err:  # a cache that cannot be written only costs speed
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        why = "that folder is not writable" if not_writable(err) else "the write failed"
+        log.warning("could not cache a decoded image folder in %s (%s): %s, so its images are decoded again on "
+                    "every load", cached.parent, _said(err), why)
+
+
+def _decode_folder(path: Path, within: Path | None) -> dict:
+    """Decode every image of a folder or archive into uint8 arrays (see load_folder), with the sorted classes."""
     images: dict[str, list] = {"train": [], "test": []}  # split → [(class, PIL image)]
     for split, label, filename, read in _folder_files(path, within):
+        raw = read()  # OSError or EOFError (an archive cut short) go up to load_folder
         try:
-            images[split].append((label, _decode(read())))
+            images[split].append((label, _decode(raw)))
         except Exception as err:  # PIL raises many kinds for broken files
             raise DatasetUnavailable(f"Could not read {split}/{label}/{filename}: it is not an image PIL can open "
                                      f"({type(err).__name__}). Remove or replace that file.") from err
@@ -258,18 +342,48 @@ def load_folder(path: Path, cache_dir: Path | None = None, within: Path | None =
     sizes = {img.size for img in every}
     keep = len(sizes) == 1 and next(iter(sizes))[0] == next(iter(sizes))[1]
     mode = "L" if all(img.mode == "L" for img in every) else "RGB"
-    arrays = {}
+    arrays = {"classes": classes}
     for split, items in images.items():
         items = [items[i] for i in mixed_order(len(items))]
         arrays[f"x_{split}"] = torch.from_numpy(np.stack(
             [np.asarray((img if keep else _square(img, FOLDER_IMAGE_SIZE)).convert(mode)) for _, img in items]))
         arrays[f"y_{split}"] = torch.tensor([classes.index(label) for label, _ in items])
+    return arrays
+
+
+def _unreadable_folder(path: Path, err: Exception) -> DatasetUnavailable:
+    """A DatasetUnavailable for an image folder or archive that could not be read, naming why (and logged)."""
+    log.warning("could not read the image folder %s (%s)", path, _said(err))
+    if isinstance(err, PermissionError):
+        return DatasetUnavailable(f"LayerLens may not read {err.filename or path} ({_said(err)}). Let the server's "
+                                  f"user read that folder, or copy the images into one it can read.")
+    if path.is_file():
+        return DatasetUnavailable(f"The archive {path} looks damaged or cut short ({_said(err)}). Copy or download "
+                                  f"it again.")
+    return DatasetUnavailable(f"Could not read the image folder {path} ({_said(err)}). Check that its files can be "
+                              f"opened, then try again.")
+
+
+def load_folder(path: Path, cache_dir: Path | None = None, within: Path | None = None) -> ImageData:
+    """Images under train/<class>/* and test/<class>/* (a folder or a .tar.gz of one).
+
+    Images that are all one square size up to 64 px keep it; others are centre-cropped and resized
+    to 32×32. Grey stays grey unless any image has colour. Each split is stored in mixed_order, not class
+    by class. Decoded once; the uint8 arrays are cached on disk so the next load is fast. within: the folder that
+    no image may lead out of (see allowed_folder).
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DatasetUnavailable(f"No image folder at {path}. It needs train/<class>/ and test/<class>/ sub-folders.")
     try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({**arrays, "classes": classes}, cached)
-    except OSError as err:  # a read-only cache only costs speed
-        log.warning("could not cache the decoded folder at %s (%s): it is decoded again next time", cached, err)
-    return from_uint8(name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], classes)
+        cached = Path(cache_dir or default_cache_dir()) / "folders" / f"{_folder_fingerprint(path)}.pt"
+        d = _read_cache(cached)
+        if d is None:
+            d = _decode_folder(path, within)
+            _write_cache(cached, d)
+    except (OSError, EOFError, zlib.error, tarfile.TarError) as err:  # reading the images (the cache only warns)
+        raise _unreadable_folder(path, err) from err
+    return from_uint8(f"{FOLDER_PREFIX}{path}", d["x_train"], d["y_train"], d["x_test"], d["y_test"], d["classes"])
 
 
 def load_dataset(name: str, data_dir: Path | None = None, cache_dir: Path | None = None,
@@ -295,6 +409,7 @@ def load_dataset(name: str, data_dir: Path | None = None, cache_dir: Path | None
     except DatasetUnavailable:
         archive = data_dir / "cifar10-images.tar.gz"
         if name == "cifar10" and archive.exists():  # the image-folder copy of CIFAR-10, for offline use
+            log.info("using the image-folder copy of CIFAR-10 in %s instead", archive)
             data = load_folder(archive, cache_dir)
             return dataclasses.replace(data, name="cifar10")
         raise

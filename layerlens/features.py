@@ -8,32 +8,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .nets import Net, NetConfig
-
-
-@dataclass(frozen=True)
-class ReceptiveField:
-    """Which input pixels one unit of a layer sees: size and jump (stride) in pixels, centre of unit (0, 0)."""
-
-    size: int
-    jump: int
-    start: float
+from .nets import Net, NetConfig, ReceptiveField
+from .training import History
 
 
 def receptive_fields(net: NetConfig) -> dict[str, ReceptiveField]:
-    """Receptive field of every conv-block layer (conv/bn/act/pool{i}), from the architecture alone."""
-    size, jump, start = 1, 1, 0.0
-    fields = {}
-    for i in range(1, len(net.channels) + 1):
-        k = net.kernel(i)
-        pad = k // 2 if net.padding else 0
-        size += (k - 1) * jump  # conv: stride 1
-        start += ((k - 1) / 2 - pad) * jump
-        for name in (f"conv{i}", f"bn{i}", f"act{i}"):
-            fields[name] = ReceptiveField(size, jump, start)
-        size, start, jump = size + jump, start + 0.5 * jump, jump * 2  # 2×2 max-pool, stride 2
-        fields[f"pool{i}"] = ReceptiveField(size, jump, start)
-    return fields
+    """Receptive field of every conv-block layer, from the architecture alone (NetConfig.feature_info)."""
+    return {layer: block.receptive_field(layer) for block in net.feature_info() for layer in block.layers}
 
 
 def _prefix(model: Net, layer: str) -> nn.Sequential:
@@ -154,10 +135,8 @@ def visualise_channels(model: Net, layer: str, channels: list[int], steps: int =
 
 def pre_activation(model: Net, layer: str) -> str:
     """The layer just before layer's activation function (act2 → bn2, or conv2 without batch-norm)."""
-    if not layer.startswith("act"):
-        return layer
-    names = [name for name, _ in model.layers.named_children()]
-    return f"bn{layer[3:]}" if f"bn{layer[3:]}" in names else f"conv{layer[3:]}"
+    block = model.config.block_of(layer)
+    return block.pre_activation if layer == block.act else layer
 
 
 @torch.no_grad()
@@ -169,11 +148,8 @@ def channel_activation(model: Net, layer: str, images: torch.Tensor, channels: l
 
 def centre_field(model: Net, layer: str, images: torch.Tensor) -> torch.Tensor:
     """Crop images (n, C, H, W) to the receptive field of layer's centre unit: what that neuron sees."""
-    sides = [model.config.image_size] + model.config.feature_sizes()  # map size before each block's pool
-    block = int(layer[-1])
-    side = sides[block - 1] if model.config.padding else sides[block - 1] - model.config.kernel(block) + 1
-    side = side // 2 if layer.startswith("pool") else side
-    field = receptive_fields(model.config)[layer]
+    block = model.config.block_of(layer)
+    side, field = block.side(layer), block.receptive_field(layer)
     return torch.stack([crop(image, field, side // 2, side // 2) for image in images])
 
 
@@ -209,9 +185,10 @@ def sort_by_orientation(kernels: torch.Tensor) -> list[int]:
     return [i for *_, i in sorted(keys)]
 
 
-def settling_order(history: dict) -> list[tuple[str, float]]:
+def settling_order(history: History, net: NetConfig) -> list[tuple[str, float]]:
     """Conv layers with their mean distance from their final form over the epochs between start and end,
     soonest settled first."""
-    distance = history["distance_to_final"]
-    means = {name: sum(d[1:-1]) / max(1, len(d) - 2) for name, d in distance.items() if name.startswith("conv")}
+    distance = history.distance_to_final
+    convs = {block.conv for block in net.feature_info()}
+    means = {name: sum(d[1:-1]) / max(1, len(d) - 2) for name, d in distance.items() if name in convs}
     return sorted(means.items(), key=lambda item: item[1])

@@ -18,6 +18,7 @@ from typing import Callable, Hashable
 
 from .checkpoints import ModelCache
 from .data import ImageData
+from .formatting import seconds
 from .nets import NetConfig
 from .training import EPOCH_TEST_IMAGES, Progress, TrainConfig, TrainResult, fit
 
@@ -140,13 +141,6 @@ def ordinal(n: int) -> str:
     """1 → '1st', 2 → '2nd', 11 → '11th', 23 → '23rd'."""
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
-
-
-def seconds(value: float) -> str:
-    """A wait in words: '3 s', '40 s', '2 min'."""
-    if value < 60:
-        return f"{max(1, round(value))} s"
-    return f"{round(value / 60)} min"
 
 
 Runner = Callable[[Job], TrainResult]

@@ -1,11 +1,14 @@
 """What this machine can do: its measured fp32 matrix-multiply rate, so speed figures from two machines compare."""
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
 
 import torch
+
+log = logging.getLogger(__name__)
 
 
 def sgemm_gflops(size: int = 2048, repeats: int = 5) -> float:
@@ -25,9 +28,10 @@ def cpu_name() -> str:
     """The CPU's model name and its widest vector unit (AVX-512 machines train 3–4× faster than AVX2-only ones)."""
     try:
         info = Path("/proc/cpuinfo").read_text()
-    except OSError:
+    except OSError as err:  # not Linux: the platform module knows less
         import platform
 
+        log.debug("no /proc/cpuinfo (%s: %s): naming the CPU from the platform module", type(err).__name__, err)
         return f"{platform.processor() or platform.machine()} (vector unit unknown)"
     name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
     flags = next((line for line in info.splitlines() if line.startswith("flags")), "").split()

@@ -17,6 +17,53 @@ ACTIVATIONS = {
 }
 
 
+MAX_BLOCKS = 4  # conv blocks a network may have: 28×28 digits halve to 1×1 after 4 poolings (of 3×3 kernels)
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Which input pixels one unit of a layer sees: size and jump (stride) in pixels, centre of unit (0, 0)."""
+
+    size: int
+    jump: int
+    start: float
+
+
+@dataclass(frozen=True)
+class BlockInfo:
+    """One conv block, as timm's feature_info describes a stage: its layers' names, width, map sizes and what one
+    unit sees of the input."""
+
+    index: int  # 1-based
+    conv: str
+    norm: str | None  # the batch-norm layer, when the network has them
+    act: str
+    pool: str
+    channels: int
+    kernel: int
+    conv_size: int  # side of the maps after the conv and activation, before pooling
+    size: int  # side after pooling
+    field: ReceptiveField  # of one unit of the conv, batch-norm and activation maps
+    pooled_field: ReceptiveField  # of one unit after pooling
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """The block's layers in order: conv, [batch-norm], activation, pooling."""
+        return tuple(name for name in (self.conv, self.norm, self.act, self.pool) if name)
+
+    @property
+    def pre_activation(self) -> str:
+        """The layer whose output the activation function takes: batch-norm, or the conv without it."""
+        return self.norm or self.conv
+
+    def side(self, layer: str) -> int:
+        """Side of layer's maps."""
+        return self.size if layer == self.pool else self.conv_size
+
+    def receptive_field(self, layer: str) -> ReceptiveField:
+        return self.pooled_field if layer == self.pool else self.field
+
+
 @dataclass(frozen=True)
 class NetConfig:
     """Architecture of a small CNN; the input description comes from the dataset."""
@@ -41,17 +88,36 @@ class NetConfig:
 
     def feature_sizes(self) -> list[int]:
         """Side length of the feature map after each conv block (can reach <= 0)."""
-        sizes, size = [], self.image_size
-        for block in range(1, len(self.channels) + 1):
-            size = size if self.padding else size - self.kernel(block) + 1
-            size = size // 2 if size >= 1 else size
-            sizes.append(size)
-        return sizes
+        return [block.size for block in self.feature_info()]
+
+    def feature_info(self) -> list[BlockInfo]:
+        """Every conv block's layer names, channels, map sizes and receptive fields: what pages and inspection use
+        instead of building or parsing layer names."""
+        blocks, side = [], self.image_size
+        size, jump, start = 1, 1, 0.0  # receptive field of one input pixel
+        for i, channels in enumerate(self.channels, start=1):
+            k = self.kernel(i)
+            pad = k // 2 if self.padding else 0
+            size, start = size + (k - 1) * jump, start + ((k - 1) / 2 - pad) * jump  # conv, stride 1
+            field = ReceptiveField(size, jump, start)
+            size, start, jump = size + jump, start + 0.5 * jump, jump * 2  # 2×2 max-pool, stride 2
+            conv_side = side if self.padding else side - k + 1
+            side = conv_side // 2 if conv_side >= 1 else conv_side
+            blocks.append(BlockInfo(i, f"conv{i}", f"bn{i}" if self.batch_norm else None, f"act{i}", f"pool{i}",
+                                    channels, k, conv_side, side, field, ReceptiveField(size, jump, start)))
+        return blocks
+
+    def block_of(self, layer: str) -> BlockInfo:
+        """The conv block a layer belongs to; ValueError for a layer outside the conv blocks."""
+        for block in self.feature_info():
+            if layer in block.layers:
+                return block
+        raise ValueError(f"{layer!r} is not a layer of this network's conv blocks.")
 
     def validate(self) -> None:
         """Raise ValueError, in words a student can act on, if this network cannot be built."""
-        if not 1 <= len(self.channels) <= 4:
-            raise ValueError(f"Use 1 to 4 conv blocks (got {len(self.channels)}).")
+        if not 1 <= len(self.channels) <= MAX_BLOCKS:
+            raise ValueError(f"Use 1 to {MAX_BLOCKS} conv blocks (got {len(self.channels)}).")
         if any(c < 1 for c in self.channels):
             raise ValueError("Every conv block needs at least one channel.")
         for k in (self.kernel_size, self.first_kernel_size or 1):
@@ -159,16 +225,17 @@ class Net(nn.Module):
         act = ACTIVATIONS[config.activation]
         layers: list[tuple[str, nn.Module]] = [("normalize", Normalize(config.mean, config.std))]
         c_in = config.in_channels
-        for i, c_out in enumerate(config.channels, start=1):
-            k = config.kernel(i)
-            layers.append((f"conv{i}", nn.Conv2d(c_in, c_out, k, padding=k // 2 if config.padding else 0,
+        blocks = config.feature_info()
+        for block in blocks:
+            k, c_out = block.kernel, block.channels
+            layers.append((block.conv, nn.Conv2d(c_in, c_out, k, padding=k // 2 if config.padding else 0,
                                                  bias=not config.batch_norm)))
-            if config.batch_norm:
-                layers.append((f"bn{i}", BatchNorm2d(c_out)))
-            layers.append((f"act{i}", act()))
-            layers.append((f"pool{i}", nn.MaxPool2d(2)))
+            if block.norm:
+                layers.append((block.norm, BatchNorm2d(c_out)))
+            layers.append((block.act, act()))
+            layers.append((block.pool, nn.MaxPool2d(2)))
             c_in = c_out
-        side = config.feature_sizes()[-1]
+        side = blocks[-1].size
         flat = c_in * side * side
         layers.append(("flatten", nn.Flatten()))
         if config.dropout:
@@ -188,6 +255,11 @@ class Net(nn.Module):
 
     def forward(self, x):  # (N, C, H, W) in [0, 1] → (N, classes) logits
         return self.layers(x)
+
+    @property
+    def feature_info(self) -> list[BlockInfo]:
+        """Each conv block's layer names, channels, sizes and receptive fields (NetConfig.feature_info)."""
+        return self.config.feature_info()
 
 
 def weighted_layers(model: Net) -> dict[str, nn.Module]:

@@ -8,6 +8,8 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from .training import History
+
 FONT = dict(size=13)
 
 
@@ -90,16 +92,16 @@ def probability_figure(probs: torch.Tensor, classes: tuple[str, ...], title: str
                    yaxis=dict(range=[0, 1.15], tickformat=".0%", title="probability"))
 
 
-def history_figure(history: dict) -> go.Figure:
+def history_figure(history: History) -> go.Figure:
     """Loss per step (left) and train/test accuracy per epoch (right)."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss per step", "accuracy per epoch"))
-    loss = [v if math.isfinite(v) else None for v in history["step_loss"]]  # a diverged run ends in inf/NaN
+    loss = [v if math.isfinite(v) else None for v in history.step_loss]  # a diverged run ends in inf/NaN
     fig.add_trace(go.Scatter(x=list(range(1, len(loss) + 1)), y=loss, name="training loss",
                              line=dict(color="#d62728", width=1)), row=1, col=1)
-    epochs = list(range(1, len(history["epoch_test_accuracy"]) + 1))
-    fig.add_trace(go.Scatter(x=epochs, y=history["epoch_train_accuracy"], name="train accuracy",
+    epochs = list(range(1, history.epochs + 1))
+    fig.add_trace(go.Scatter(x=epochs, y=history.epoch_train_accuracy, name="train accuracy",
                              mode="lines+markers"), row=1, col=2)
-    fig.add_trace(go.Scatter(x=epochs, y=history["epoch_test_accuracy"], name="test accuracy",
+    fig.add_trace(go.Scatter(x=epochs, y=history.epoch_test_accuracy, name="test accuracy",
                              mode="lines+markers"), row=1, col=2)
     fig.update_xaxes(title="step", row=1, col=1)
     fig.update_xaxes(title="epoch", dtick=1 if len(epochs) <= 20 else None, row=1, col=2)
@@ -192,9 +194,9 @@ def kernel_tiles(kernels: torch.Tensor, shared: bool = False) -> list[torch.Tens
     return list(torch.from_numpy(rgb).float().permute(0, 3, 1, 2))
 
 
-def settling_figure(history: dict) -> go.Figure:
+def settling_figure(history: History) -> go.Figure:
     """How far each layer's weights are from their final form after each epoch (0 = settled)."""
-    return layer_epochs_figure(history["distance_to_final"], "distance from final weights")
+    return layer_epochs_figure(history.distance_to_final, "distance from final weights")
 
 
 def layer_epochs_figure(per_layer: dict[str, list[float]], title: str) -> go.Figure:

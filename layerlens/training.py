@@ -81,6 +81,45 @@ class Progress:
     test_accuracy: float | None = None
 
 
+@dataclass
+class History:
+    """What training did, step by step and epoch by epoch: what the pages draw.
+
+    A model trained before a field was added loads with that field empty (History.from_dict)."""
+
+    step_loss: list[float] = field(default_factory=list)
+    step_accuracy: list[float] = field(default_factory=list)  # on each step's batch
+    epoch_train_loss: list[float] = field(default_factory=list)
+    epoch_train_accuracy: list[float] = field(default_factory=list)
+    # on the first EPOCH_TEST_IMAGES test images after each epoch but the last, which scores all of them
+    epoch_test_loss: list[float] = field(default_factory=list)
+    epoch_test_accuracy: list[float] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)  # since the start, at each epoch's end
+    kernels: list[torch.Tensor] = field(default_factory=list)  # first-layer weights at the start, then per epoch
+    # the whole network's state_dict at the start and after epochs 1, 2, 4, … before the last
+    states: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+    # per weighted layer, per epoch from 0: 1 − cosine similarity to its final weights, and the distance from its
+    # start relative to that start's size
+    distance_to_final: dict[str, list[float]] = field(default_factory=dict)
+    distance_from_init: dict[str, list[float]] = field(default_factory=dict)
+    grad_norm: dict[str, list[float]] = field(default_factory=dict)  # per weighted layer, per step
+
+    @property
+    def epochs(self) -> int:
+        """Epochs completed (a diverged run stops inside one)."""
+        return len(self.epoch_test_accuracy)
+
+    def to_dict(self) -> dict:
+        """Plain lists, dicts and tensors: what a checkpoint stores (torch.load(weights_only=True) reads it)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "History":
+        """From to_dict's output, or an older checkpoint's: fields it lacks start empty, unknown ones are dropped."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
 @dataclass(eq=False)
 class TrainResult:
     """A trained model with its config, history and metrics. Shared results are read-only: nothing may change the
@@ -88,12 +127,7 @@ class TrainResult:
 
     model: Net
     config: TrainConfig
-    history: dict  # "step_loss", "step_accuracy", "epoch_*" lists (epoch_test_*: on the first EPOCH_TEST_IMAGES
-    #                test images, the last epoch on all of them), "kernels" (first-layer weights per epoch),
-    #                "distance_to_final" (layer → 1 − cosine similarity to its final weights, per epoch from 0),
-    #                "distance_from_init" (layer → relative distance from its start, per epoch from 0),
-    #                "grad_norm" (layer → weight-gradient norm per step), "states" (epoch → the whole state_dict
-    #                at epochs 0, 1, 2, 4, … before the last; absent in models trained before it was added)
+    history: History
     metrics: dict  # test_accuracy, train_accuracy, seconds, train_seconds, images_per_second, ...
     diverged: str | None = None  # the explanation, when training blew up
 
@@ -209,6 +243,163 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
 
 
+class Recorder:
+    """Observes training: after each step's backward pass, and after each epoch's scoring. Writes what it saw into
+    the History at the end."""
+
+    def step(self, model: Net) -> None:
+        pass
+
+    def epoch(self, model: Net, epoch: int, last: bool) -> None:
+        pass
+
+    def write(self, history: History) -> None:
+        pass
+
+
+class Kernels(Recorder):
+    """The first layer's kernels at the start and after every epoch: the filters as they form."""
+
+    def __init__(self, model: Net):
+        self.kernels = [model.layers.conv1.weight.detach().cpu().clone()]
+
+    def epoch(self, model, epoch, last):
+        self.kernels.append(model.layers.conv1.weight.detach().cpu().clone())
+
+    def write(self, history):
+        history.kernels = self.kernels
+
+
+class States(Recorder):
+    """The whole network at the start and after epochs 1, 2, 4, 8, … (the final one is the model itself), so that
+    what each layer represents can be measured as training goes on."""
+
+    def __init__(self, model: Net):
+        self.states = {0: _cpu_state(model)}
+
+    def epoch(self, model, epoch, last):
+        if not last and epoch & (epoch - 1) == 0:  # a power of two
+            self.states[epoch] = _cpu_state(model)
+
+    def write(self, history):
+        history.states = self.states
+
+
+class Weights(Recorder):
+    """Every weighted layer's weights after each epoch, to measure at the end when each one reached its final form
+    and how far it moved; and the size of the error signal reaching each layer at every step."""
+
+    def __init__(self, model: Net):
+        self.layers = {name: m.weight for name, m in weighted_layers(model).items()}
+        self.snapshots = {name: [w.detach().clone()] for name, w in self.layers.items()}
+        self.grad_norms = []
+
+    def step(self, model):
+        # kept on the device and stacked once at the end: no per-step sync, so recording costs ~nothing
+        self.grad_norms.append(torch.stack([w.grad.detach().norm() for w in self.layers.values()]))
+
+    def epoch(self, model, epoch, last):
+        for name, w in self.layers.items():
+            self.snapshots[name].append(w.detach().clone())
+
+    def write(self, history):
+        # 1 − cosine similarity to the final weights: 0 once a layer has its final form (blind to the weights'
+        # overall scale, which batch-norm makes meaningless)
+        history.distance_to_final = {
+            name: [1 - nn.functional.cosine_similarity(w.flatten(), shots[-1].flatten(), dim=0).item()
+                   for w in shots] for name, shots in self.snapshots.items()}
+        history.distance_from_init = {name: [((w - shots[0]).norm() / shots[0].norm()).item() for w in shots]
+                                      for name, shots in self.snapshots.items()}
+        norms = (torch.stack(self.grad_norms).cpu() if self.grad_norms
+                 else torch.zeros(0, len(self.layers)))  # (steps, layers)
+        history.grad_norm = {name: norms[:, i].tolist() for i, name in enumerate(self.layers)}
+
+
+@dataclass
+class _Run:
+    """One training run's moving parts."""
+
+    config: TrainConfig
+    model: Net
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    generator: torch.Generator  # batches and mirror flips
+    x: torch.Tensor
+    y: torch.Tensor
+    history: History
+    recorders: list[Recorder]
+    on_step: Callable[[Progress], None] | None
+    step: int = 0
+    diverged: str | None = None
+
+    @property
+    def total_steps(self) -> int:
+        return math.ceil(len(self.x) / self.config.batch_size) * self.config.epochs
+
+
+def _start(config: TrainConfig, data: ImageData, device: torch.device,
+           on_step: Callable[[Progress], None] | None) -> _Run:
+    """A fresh Net, its optimiser and schedule, the training images on the device, and the recorders."""
+    # every random draw comes from the run's own generators, never torch's global one, which other visitors' threads
+    # share: the same config gives the same model whoever trains it, whenever
+    model = Net(config.net, seed=config.seed).to(device, memory_format=TRAINING_LAYOUT)
+    generator = torch.Generator(device="cpu").manual_seed(config.seed)
+    for module in model.modules():
+        if isinstance(module, SeededDropout):
+            module.generator = torch.Generator(device=device).manual_seed(config.seed + 1)
+    x, y = training_subset(config, data)
+    x, y = x.to(device).contiguous(memory_format=TRAINING_LAYOUT), y.to(device)
+    if config.optimizer == "adam":
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=0.9)
+    run = _Run(config, model, optimizer, None, generator, x, y, History(),
+               [Kernels(model), States(model), Weights(model)], on_step)
+    if config.schedule == "onecycle":
+        run.scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.learning_rate,
+                                                            total_steps=run.total_steps)
+    return run
+
+
+def train_epoch(run: _Run, epoch: int) -> tuple[float, float]:
+    """One pass over the training images in a seeded random order; returns its mean loss and accuracy (on the
+    images seen so far, when the loss blows up and the run stops)."""
+    config, model, x, y, bs = run.config, run.model, run.x, run.y, run.config.batch_size
+    n = len(x)
+    model.train()
+    perm = torch.randperm(n, generator=run.generator).to(x.device)
+    loss_sum, correct, seen = 0.0, 0, 0
+    for i in range(0, n, bs):
+        idx = perm[i:i + bs]
+        xb, yb = x[idx], y[idx]
+        if config.augment:  # mirror half the batch: a photo's mirror image shows the same class
+            flip = (torch.rand(len(idx), generator=run.generator) < 0.5).to(x.device)
+            xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
+        logits = model(xb)
+        loss = nn.functional.cross_entropy(logits, yb)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for recorder in run.recorders:
+            recorder.step(model)
+        run.optimizer.step()
+        if run.scheduler:
+            run.scheduler.step()
+        run.step += 1
+        loss_value, batch_correct = loss.item(), (logits.argmax(1) == yb).sum().item()
+        batch_accuracy = batch_correct / len(yb)
+        run.history.step_loss.append(loss_value)
+        run.history.step_accuracy.append(batch_accuracy)
+        if not math.isfinite(loss_value):
+            run.diverged = _divergence_message(epoch, run.step, config)
+            break
+        loss_sum += loss_value * len(yb)
+        correct += batch_correct
+        seen += len(yb)
+        if run.on_step and i + bs < n:
+            run.on_step(Progress(epoch, run.step, run.total_steps, loss_value, batch_accuracy))
+    return loss_sum / max(seen, 1), correct / max(seen, 1)
+
+
 def fit(config: TrainConfig, data: ImageData, on_step: Callable[[Progress], None] | None = None,
         device: torch.device | None = None) -> TrainResult:
     """Train a fresh Net on data as config says; report every step to on_step."""
@@ -219,125 +410,64 @@ def fit(config: TrainConfig, data: ImageData, on_step: Callable[[Progress], None
                          f"{config.net.num_classes} classes, but {data.name} has {data.channels}×"
                          f"{data.image_size}² images in {data.num_classes} classes.")
     device = device or pick_device()
-    # every random draw comes from the run's own generators, never torch's global one, which other visitors' threads
-    # share: the same config gives the same model whoever trains it, whenever
-    model = Net(config.net, seed=config.seed).to(device, memory_format=TRAINING_LAYOUT)
-    generator = torch.Generator(device="cpu").manual_seed(config.seed)  # batches and mirror flips
-    for module in model.modules():
-        if isinstance(module, SeededDropout):
-            module.generator = torch.Generator(device=device).manual_seed(config.seed + 1)
-    x_train, y_train = training_subset(config, data)
-    x_train, y_train = x_train.to(device).contiguous(memory_format=TRAINING_LAYOUT), y_train.to(device)
+    run = _start(config, data, device, on_step)
+    history, model = run.history, run.model
     x_test, y_test = data.x_test.to(device), data.y_test.to(device)
-    n, bs = len(x_train), config.batch_size
-    steps_per_epoch = math.ceil(n / bs)
-    total = steps_per_epoch * config.epochs
-
-    if config.optimizer == "adam":
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    else:
-        optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=0.9)
-    scheduler = (torch.optim.lr_scheduler.OneCycleLR(optimizer, config.learning_rate, total_steps=total)
-                 if config.schedule == "onecycle" else None)
-
-    first_conv = model.layers.conv1
-    history = {key: [] for key in ("step_loss", "step_accuracy", "epoch_train_loss", "epoch_train_accuracy",
-                                   "epoch_test_loss", "epoch_test_accuracy", "epoch_seconds")}
-    history["kernels"] = [first_conv.weight.detach().cpu().clone()]  # (C_out, C_in, k, k) at init, then per epoch
-    # the whole network at the start and after epochs 1, 2, 4, 8, … (the final one is the model itself), so that
-    # what each layer represents can be measured as training goes on
-    history["states"] = {0: _cpu_state(model)}
-    # every layer's weights after each epoch, to measure at the end when each one reached its final form
-    layers = {name: m.weight for name, m in weighted_layers(model).items()}
-    snapshots = {name: [w.detach().clone()] for name, w in layers.items()}
-    grad_norms = []  # per step, (layers,): the size of the error signal arriving at each layer's weights
-    diverged, step, train_seconds = None, 0, 0.0
-    start = time.perf_counter()
+    train_seconds, start = 0.0, time.perf_counter()
     for epoch in range(1, config.epochs + 1):
-        model.train()
         epoch_start = time.perf_counter()
-        perm = torch.randperm(n, generator=generator).to(device)
-        loss_sum, correct = 0.0, 0
-        for i in range(0, n, bs):
-            idx = perm[i:i + bs]
-            xb, yb = x_train[idx], y_train[idx]
-            if config.augment:  # mirror half the batch: a photo's mirror image shows the same class
-                flip = (torch.rand(len(idx), generator=generator) < 0.5).to(device)
-                xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
-            logits = model(xb)
-            loss = nn.functional.cross_entropy(logits, yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            # kept on the device and stacked once at the end: no per-step sync, so recording costs ~nothing
-            grad_norms.append(torch.stack([w.grad.detach().norm() for w in layers.values()]))
-            optimizer.step()
-            if scheduler:
-                scheduler.step()
-            step += 1
-            loss_value = loss.item()
-            batch_correct = (logits.argmax(1) == yb).sum().item()
-            history["step_loss"].append(loss_value)
-            history["step_accuracy"].append(batch_correct / len(yb))
-            if not math.isfinite(loss_value):
-                diverged = _divergence_message(epoch, step, config)
-                break
-            loss_sum += loss_value * len(yb)
-            correct += batch_correct
-            last = i + bs >= n
-            if on_step and not last:
-                on_step(Progress(epoch, step, total, loss_value, batch_correct / len(yb)))
+        train_loss, train_accuracy = train_epoch(run, epoch)
         train_seconds += time.perf_counter() - epoch_start
-        if diverged:
+        if run.diverged:
             break
         # the test set at the end; before that its first EPOCH_TEST_IMAGES, enough for the curve and much cheaper
         # when a small training set runs for many epochs (60 epochs on 50 CIFAR-10 photos: 91 s → ~20 s)
-        last_epoch = epoch == config.epochs
-        test_loss, test_acc = evaluate(model, x_test if last_epoch else x_test[:EPOCH_TEST_IMAGES],
-                                       y_test if last_epoch else y_test[:EPOCH_TEST_IMAGES])
-        history["epoch_train_loss"].append(loss_sum / n)
-        history["epoch_train_accuracy"].append(correct / n)
-        history["epoch_test_loss"].append(test_loss)
-        history["epoch_test_accuracy"].append(test_acc)
-        history["epoch_seconds"].append(time.perf_counter() - start)
-        history["kernels"].append(first_conv.weight.detach().cpu().clone())
-        if epoch < config.epochs and epoch & (epoch - 1) == 0:  # a power of two, and not the last epoch
-            history["states"][epoch] = _cpu_state(model)
-        for name, w in layers.items():
-            snapshots[name].append(w.detach().clone())
+        last = epoch == config.epochs
+        test_loss, test_accuracy = evaluate(model, x_test if last else x_test[:EPOCH_TEST_IMAGES],
+                                            y_test if last else y_test[:EPOCH_TEST_IMAGES])
+        history.epoch_train_loss.append(train_loss)
+        history.epoch_train_accuracy.append(train_accuracy)
+        history.epoch_test_loss.append(test_loss)
+        history.epoch_test_accuracy.append(test_accuracy)
+        history.epoch_seconds.append(time.perf_counter() - start)
+        for recorder in run.recorders:
+            recorder.epoch(model, epoch, last)
         if on_step:
-            on_step(Progress(epoch, step, total, loss_value, batch_correct / len(yb), True, test_acc))
-
+            on_step(Progress(epoch, run.step, run.total_steps, history.step_loss[-1], history.step_accuracy[-1],
+                             True, test_accuracy))
     seconds = time.perf_counter() - start
-    # 1 − cosine similarity to the final weights: 0 once a layer has its final form (blind to the weights'
-    # overall scale, which batch-norm makes meaningless)
-    history["distance_to_final"] = {
-        name: [1 - nn.functional.cosine_similarity(w.flatten(), shots[-1].flatten(), dim=0).item() for w in shots]
-        for name, shots in snapshots.items()}
-    # how far each layer moved from its random start, relative to that start's size, after each epoch
-    history["distance_from_init"] = {name: [((w - shots[0]).norm() / shots[0].norm()).item() for w in shots]
-                                     for name, shots in snapshots.items()}
-    norms = torch.stack(grad_norms).cpu() if grad_norms else torch.zeros(0, len(layers))  # (steps, layers)
-    history["grad_norm"] = {name: norms[:, i].tolist() for i, name in enumerate(layers)}
+    for recorder in run.recorders:
+        recorder.write(history)
+    return TrainResult(_finished(model), config, history,
+                       _metrics(run, data.name, device, seconds, train_seconds), run.diverged)
+
+
+def _finished(model: Net) -> Net:
+    """The trained model as it is shared: on the CPU, in eval mode, without gradients or random generators."""
     model.eval()
     model.zero_grad(set_to_none=True)  # the last step's gradients are no part of the trained model
     for module in model.modules():
         if isinstance(module, SeededDropout):
             module.generator = None  # a generator is no weight: the trained model carries none
-    images = step * bs if step < total else n * config.epochs
-    metrics = {
-        "dataset": data.name,
-        "params": sum(parameter_counts(model).values()),
-        "epochs": len(history["epoch_test_accuracy"]),
+    return model.cpu()
+
+
+def _metrics(run: _Run, dataset: str, device: torch.device, seconds: float, train_seconds: float) -> dict:
+    n, history = len(run.x), run.history
+    images = run.step * run.config.batch_size if run.step < run.total_steps else n * run.config.epochs
+    return {
+        "dataset": dataset,
+        "params": sum(parameter_counts(run.model).values()),
+        "epochs": history.epochs,
         "train_images": n,
         "seconds": round(seconds, 3),
         "train_seconds": round(train_seconds, 3),
         "images_per_second": round(images / max(train_seconds, 1e-9), 1),
         # a diverged model's weights are not numbers any more: it has no accuracy
-        "test_accuracy": float("nan") if diverged else history["epoch_test_accuracy"][-1],
-        "train_accuracy": float("nan") if diverged else history["epoch_train_accuracy"][-1],
+        "test_accuracy": float("nan") if run.diverged else history.epoch_test_accuracy[-1],
+        "train_accuracy": float("nan") if run.diverged else history.epoch_train_accuracy[-1],
         "device": str(device),
     }
-    return TrainResult(model.cpu(), config, history, metrics, diverged)
 
 
 # The preset each dataset starts with.

@@ -1,5 +1,4 @@
 """Train page: every architecture and training setting as a widget; moving one retrains."""
-import layerlens  # noqa: F401 - first, before torch: OpenMP threads sleep when idle (layerlens/__init__.py)
 import re
 
 import pandas as pd
@@ -7,15 +6,15 @@ import streamlit as st
 
 import server
 import session
+import tasks
 from layerlens import plots
+from layerlens.formatting import percent
 from layerlens.checkpoints import load_checkpoint, save_checkpoint
 from layerlens.data import DATASETS, FOLDER_PREFIX, FOLDERS_SETTING, SAMPLE, folders_root, mirror_by_default
 from layerlens.inspection import layer_table
 from layerlens.nets import ACTIVATIONS, PRESETS, NetConfig
 from layerlens.training import (OPTIMIZERS, PRESET_TRAINING, RECOMMENDED_PRESET, SCHEDULES, TrainConfig,
                                 training_problem)
-
-session.page_setup("Train")
 
 FOLDER = "an image folder…"
 LEARNING_RATES = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
@@ -47,7 +46,7 @@ def apply_preset() -> None:
 def load_saved_model() -> None:
     """Make the chosen saved model current and set every widget to its settings (so it is not retrained)."""
     try:
-        loaded = load_checkpoint(session.models_dir() / st.session_state.train_load_name)
+        loaded = load_checkpoint(server.models_dir() / st.session_state.train_load_name)
         server.dataset(loaded.config.dataset)  # refuse a model whose data is missing here
     except ValueError as err:
         st.session_state.train_load_error = str(err)
@@ -162,7 +161,7 @@ if data is not None:
 current = session.peek_current_model()
 if config is not None and (current is None or current.config != config):
     if pressed or server.model_cache().get(config) is not None or (auto and not session.cancelled(config)):
-        session.set_current_model(session.train_with_progress(config, data))
+        session.set_current_model(tasks.train_with_progress(config, data))
     elif session.cancelled(config):
         st.info("You cancelled the training of these settings. Press **Train now** to train them after all.")
     else:
@@ -177,8 +176,8 @@ problem = training_problem(result)
 if problem:
     st.warning(f"**A lesson, not a crash.** {problem}")
 cols = st.columns(5)
-cols[0].metric("Test accuracy", session.percent(m["test_accuracy"]), help="Images the network never saw while training")
-cols[1].metric("Train accuracy", session.percent(m["train_accuracy"]))
+cols[0].metric("Test accuracy", percent(m["test_accuracy"]), help="Images the network never saw while training")
+cols[1].metric("Train accuracy", percent(m["train_accuracy"]))
 cols[2].metric("Training time", f"{m['seconds']:.1f} s")
 cols[3].metric("Learned weights", f"{m['params']:,}")
 cols[4].metric("Images per second", f"{m['images_per_second']:,.0f}", help=f"on {m['device']}")
@@ -205,8 +204,8 @@ with st.expander("Saved models (models/ folder)"):
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", model_name):
             c_save.error("Use 1–40 letters, digits, '-' or '_' for the name.")
         else:
-            c_save.success(f"Saved as {save_checkpoint(result, session.models_dir() / f'{model_name}.pt')}")
-    saved = sorted(p.name for p in session.models_dir().glob("*.pt"))
+            c_save.success(f"Saved as {save_checkpoint(result, server.models_dir() / f'{model_name}.pt')}")
+    saved = sorted(p.name for p in server.models_dir().glob("*.pt"))
     c_load.selectbox("Saved model", saved, key="train_load_name")
     c_load.button("Load it", key="train_btn_load", disabled=not saved, on_click=load_saved_model)
     if "train_load_error" in st.session_state:

@@ -1,13 +1,11 @@
 """Layers page: one test image, followed through every layer to the output probabilities."""
-import layerlens  # noqa: F401 - first, before torch: OpenMP threads sleep when idle (layerlens/__init__.py)
 import streamlit as st
 import torch
 
-import session
+import chrome
+import tasks
 from layerlens import plots
 from layerlens.inspection import layer_outputs
-
-session.page_setup("Layers")
 
 
 def depth_caption(block: int, blocks: int) -> str:
@@ -22,7 +20,7 @@ def depth_caption(block: int, blocks: int) -> str:
             "object, and the maps no longer look like the picture: the representation has become abstract.")
 
 
-result, data = session.current_model()
+result, data = tasks.current_model()
 model, classes = result.model, data.classes
 blocks = len(result.config.net.channels)
 
@@ -31,7 +29,7 @@ st.markdown("Pick a test image the network never trained on. Each layer turns it
             "**feature maps**, one per channel; that stack is the next layer's input. Bright means *strongly "
             "active*. Hover over a map to see its channel and value.")
 
-index = session.pick_test_image("layers", data.y_test, classes)
+index = chrome.pick_test_image("layers", data.y_test, classes)
 every_step = st.toggle("Show every step (conv, batch-norm, activation, pooling)", key="layers_every_step")
 if every_step:
     st.caption("**conv**: each neuron's weighted sum plus bias (red above zero, blue below) · **bn**: the same, "
@@ -49,15 +47,16 @@ truth = classes[int(data.y_test[index])]
 c_say.markdown(f"### The network says **{classes[best]}**, {probs[best]:.0%} sure\n"
                f"The true label is **{truth}**. Scroll down to see how it got there, layer by layer.")
 
-for block in range(1, blocks + 1):
+for info in model.feature_info:
+    block = info.index
     st.subheader(f"Block {block}")
     st.markdown(depth_caption(block, blocks))
-    steps = [f"conv{block}", f"bn{block}", f"act{block}", f"pool{block}"] if every_step else [f"act{block}"]
+    steps = list(info.layers) if every_step else [info.act]
     for name in [s for s in steps if s in outputs]:
         maps = outputs[name][0]  # (C, H, W)
         st.plotly_chart(plots.feature_grid(maps, f"{name}: {maps.shape[0]} maps of {maps.shape[1]}×{maps.shape[2]}"),
                         key=f"layers_{name}")
-    pooled = outputs[f"pool{block}"][0]
+    pooled = outputs[info.pool][0]
     nxt = f"block {block + 1}" if block < blocks else "the dense layers"
     st.caption(f"Pooling keeps the strongest value in each 2×2 square: these maps shrink to "
                f"{pooled.shape[1]}×{pooled.shape[2]} and become the input of {nxt}.")

@@ -1,15 +1,12 @@
 """Filters & features page: what each channel has learned, from edges in block 1 to parts deeper down."""
-import layerlens  # noqa: F401 - first, before torch: OpenMP threads sleep when idle (layerlens/__init__.py)
 import streamlit as st
 import torch
 
 import server
-import session
+import tasks
 from layerlens import plots
 from layerlens.features import (TopPatches, centre_field, channel_maxima, orientation_label, settling_order,
                                 sort_by_orientation, top_patches, visualise_channels)
-
-session.page_setup("Filters & features")
 
 PATCH_IMAGES = 10_000  # test images searched for top patches
 PER_PAGE = 12  # channels shown at once
@@ -19,9 +16,9 @@ PER_PAGE = 12  # channels shown at once
 def block_patches(result) -> dict[int, TopPatches]:
     """Every block's top 9 test patches per channel (one pass over the images, cached per model)."""
     model, images = result.model, server.dataset(result.config.dataset).x_test[:PATCH_IMAGES]
-    blocks = range(1, len(result.config.net.channels) + 1)
-    found = channel_maxima(model, images, [f"act{i}" for i in blocks])
-    return {i: top_patches(model, images, f"act{i}", k=9, maxima=found[f"act{i}"]) for i in blocks}
+    blocks = model.feature_info
+    found = channel_maxima(model, images, [b.act for b in blocks])
+    return {b.index: top_patches(model, images, b.act, k=9, maxima=found[b.act]) for b in blocks}
 
 
 @server.shared_result("Growing images that excite each channel…")
@@ -30,7 +27,7 @@ def visualisations(result, layer: str, channels: tuple[int, ...], steps: int) ->
     return centre_field(result.model, layer, grown)
 
 
-result, data = session.current_model()
+result, data = tasks.current_model()
 model, net = result.model, result.config.net
 blocks = len(net.channels)
 tops = block_patches(result)
@@ -64,11 +61,12 @@ if blocks > 1:
     c_block, c_channel = st.columns(2)
     block = c_block.selectbox("A deeper block", range(2, blocks + 1), format_func=lambda b: f"block {b}",
                               key="features_kernel_block")
-    deeper = getattr(model.layers, f"conv{block}").weight.detach()  # (C_out, C_in, k, k)
+    info = net.feature_info()[block - 1]
+    deeper = getattr(model.layers, info.conv).weight.detach()  # (C_out, C_in, k, k)
     channel = (c_channel.slider("Its output channel", 0, deeper.shape[0] - 1, key="features_kernel_channel")
                if deeper.shape[0] > 1 else 0)
-    st.plotly_chart(plots.feature_grid(deeper[channel], f"conv{block}, channel {channel}: one {net.kernel(block)}×"
-                                       f"{net.kernel(block)} kernel per input channel ({deeper.shape[1]})"),
+    st.plotly_chart(plots.feature_grid(deeper[channel], f"{info.conv}, channel {channel}: one {info.kernel}×"
+                                       f"{info.kernel} kernel per input channel ({deeper.shape[1]})"),
                     key="features_deeper")
     st.caption("A deeper channel has one kernel per map of the layer before: red weighs that map up, blue down. "
                "It fires where the right earlier detectors fire together: that is how edges become motifs.")
@@ -81,7 +79,7 @@ count = top.values.shape[0]
 first = c_from.slider("First channel shown", 0, count - PER_PAGE, key="features_first") if count > PER_PAGE else 0
 steps = c_steps.select_slider("Feature-visualisation steps", [0, 25, 50, 100, 200], value=100, key="features_steps")
 channels = tuple(range(first, min(count, first + PER_PAGE)))
-wants = visualisations(result, f"act{block}", channels, steps) if steps else None
+wants = visualisations(result, net.feature_info()[block - 1].act, channels, steps) if steps else None
 tiles, labels = [], []
 for c in channels:
     tiles += ([plots.stretch(wants[c - first])] if wants is not None else []) + [top.patches[c, j] for j in range(9)]
@@ -96,13 +94,13 @@ st.caption(f"Block {block} neurons see {top.field.size}×{top.field.size} pixels
 
 st.subheader("Training filmstrip: from noise to edge detectors")
 history = result.history
-epoch = st.slider("Epoch (0 = the random start)", 0, len(history["kernels"]) - 1, len(history["kernels"]) - 1,
+epoch = st.slider("Epoch (0 = the random start)", 0, len(history.kernels) - 1, len(history.kernels) - 1,
                   key="features_epoch")
-snapshot = history["kernels"][epoch]
+snapshot = history.kernels[epoch]
 st.plotly_chart(plots.image_grid([plots.kernel_tiles(snapshot)[i] for i in order], columns=min(12, len(order)),
                                  tile=40), key="features_filmstrip")
 st.plotly_chart(plots.settling_figure(history), key="features_settling")
-order = settling_order(history)
+order = settling_order(history, net)
 measured = ", ".join(f"{name} {mean:.2f}" for name, mean in order)
 verdict = ("the earlier the layer, the sooner it settled" if [n for n, _ in order] == sorted(n for n, _ in order)
            else "here the order is not simply first to last")

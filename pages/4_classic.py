@@ -1,19 +1,18 @@
 """Traditional ML page: five scikit-learn models beside the CNN, on the same images, split and test set."""
-import layerlens  # noqa: F401 - first, before torch: OpenMP threads sleep when idle (layerlens/__init__.py)
 import pandas as pd
 import streamlit as st
 import torch
 
+import chrome
 import server
 import session
+import tasks
 from layerlens import plots
 from layerlens.classic import (FEATURES, HOG_CELLS, MODELS, classic_config, curve_sizes,
                                logistic_templates, nearest_neighbours, read_curves,
                                tree_rules, tree_splits)
 from layerlens.inspection import confusion_counts
 from layerlens.training import model_key, subset_indices
-
-session.page_setup("Traditional ML")
 
 SIZES = (100, 300, 1000, 2000, 3000, 5000, 10_000, 20_000, 30_000)  # training images on offer, besides "all"
 # By image channels: training and test images for the traditional models, so the page stays interactive on
@@ -22,7 +21,7 @@ DEFAULT_SIZE = {1: 5000, 3: 1000}
 TEST_IMAGES = {1: 10_000, 3: 2000}
 
 
-result, data = session.current_model()
+result, data = tasks.current_model()
 model, classes, available = result.model, data.classes, len(data.x_train)
 shape = tuple(data.x_train.shape[1:])  # (C, H, W)
 
@@ -68,12 +67,12 @@ Traditional models such as logistic regression, decision trees or nearest neighb
 Here five classic scikit-learn models and your CNN face the very same **{data.name}** test images.
 """)
 
-fitted = {kind: session.classic_models(configs_for(kind, size), model) for kind in ["pixels", *extra]}
+fitted = {kind: tasks.classic_models(configs_for(kind, size), model) for kind in ["pixels", *extra]}
 fitted = {kind: found for kind, found in fitted.items() if found}  # a model that cannot fit says why and is left out
 if "pixels" not in fitted:
     st.stop()
 kinds = list(fitted)
-st.session_state[session.CLASSIC_KEY] = fitted["pixels"]
+session.set_classic_models(fitted["pixels"])
 cnn_probs, cnn_seconds = server.cnn_test_scores(result)
 cnn_probs, cnn_seconds = cnn_probs[scored.numpy()], cnn_seconds * len(scored) / len(data.x_test)
 cnn_accuracy = float((cnn_probs.argmax(1) == y_scored.numpy()).mean())
@@ -108,10 +107,10 @@ st.subheader("Does the deep model need more data?")
 classic_sizes = sorted({s for s in curve_sizes(available) if s < size} | {size})
 curve_configs = [c for s in classic_sizes for c in configs_for("pixels", s)]
 cnn_sizes = sorted(set(curve_sizes(available)) | set(classic_sizes))
-curves = session.learning_curves(result, data, curve_configs, cnn_sizes, measure=False)
+curves = tasks.learning_curves(result, data, curve_configs, cnn_sizes, measure=False)
 if curves or st.button("📈 Measure learning curves", key="classic_btn_curves"):
     if not curves:
-        session.learning_curves(result, data, curve_configs, cnn_sizes, measure=True)
+        tasks.learning_curves(result, data, curve_configs, cnn_sizes, measure=True)
         st.rerun()  # draw the page again without the button
     st.plotly_chart(plots.learning_curve_figure(curves, "CNN"), key="classic_curves")
     st.markdown(read_curves(curves, "CNN"))
@@ -124,7 +123,7 @@ else:
             f"{available:,}, then plots test accuracy against the amount of training data.")
 
 st.subheader("Side by side on one image")
-index = session.pick_test_image("classic", y_scored, classes)  # a position among the scored test images
+index = chrome.pick_test_image("classic", y_scored, classes)  # a position among the scored test images
 image = data.x_test[scored[index]]
 kind = st.radio("Traditional models on", kinds, format_func=FEATURES.get, horizontal=True,
                 key="classic_side_features") if len(kinds) > 1 else "pixels"

@@ -1,5 +1,4 @@
 """One neuron page: your own digit or photo, its prediction, and the arithmetic of any single neuron."""
-import layerlens  # noqa: F401 - first, before torch: OpenMP threads sleep when idle (layerlens/__init__.py)
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -7,15 +6,16 @@ import torch
 from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
+import chrome
 import server
 import session
+import tasks
 from layerlens import plots
 from layerlens.attribution import knocked_out, occlusion_map, saliency_map
 from layerlens.inputs import prepare_digit, prepare_photo, read_upload
 from layerlens.inspection import layer_outputs, neuron_sum, softmax_steps
 from layerlens.training import evaluate
 
-session.page_setup("One neuron")
 KNOCKOUT_TEST_IMAGES = 2000
 
 
@@ -35,7 +35,7 @@ def sure(probs: torch.Tensor) -> str:
     return f"**{probs[best]:.0%} sure this is {article} {name}**"
 
 
-result, data = session.current_model()
+result, data = tasks.current_model()
 model, net, classes = result.model, result.config.net, data.classes
 digits = data.name in ("mnist-sample", "mnist")  # preprocessed like MNIST: cropped, 20×20, centred by mass
 drawable = net.in_channels == 1 and net.image_size == 28
@@ -83,7 +83,7 @@ with c_in:
     if source == "Test image" or fallback:
         if fallback:
             st.caption("Meanwhile, a test image:")
-        index = session.pick_test_image("neuron", data.y_test, classes)
+        index = chrome.pick_test_image("neuron", data.y_test, classes)
         image = data.x_test[index]
 if image is None:
     st.stop()
@@ -98,7 +98,7 @@ c_seen.markdown(f"### The network is {sure(probs)}")
 st.subheader("Prediction")
 c_bars, c_others = st.columns([3, 2])
 c_bars.plotly_chart(plots.probability_figure(probs, classes), key="neuron_probabilities")
-others = [r for r in st.session_state.get(session.CLASSIC_KEY, []) if r.config.dataset == data.name]
+others = session.classic_models(data.name)
 if others:
     row = image.reshape(1, -1).numpy()
     votes = [(r.label, r.estimator.predict_proba(row)[0], r.estimator.classes_) for r in others]
@@ -109,25 +109,27 @@ else:
     c_others.caption("Open **Traditional ML** once and its five traditional models will vote here too.")
 
 st.subheader("One neuron under the microscope")
-layers = [f"conv{i}" for i in range(1, len(net.channels) + 1)] + (["dense"] if net.dense else []) + ["classifier"]
-names = {f"conv{i}": f"block {i} (conv{i})" for i in range(1, len(net.channels) + 1)} | {
+conv_blocks = {b.conv: b for b in net.feature_info()}
+layers = list(conv_blocks) + (["dense"] if net.dense else []) + ["classifier"]
+names = {b.conv: f"block {b.index} ({b.conv})" for b in conv_blocks.values()} | {
     "dense": "dense layer", "classifier": "output layer (classifier)"}
 c_layer, c_channel, c_row, c_col = st.columns(4)
 layer = c_layer.selectbox("Layer", layers, format_func=names.get, key="neuron_layer")
+block_info = conv_blocks.get(layer)
 maps = outputs[layer][0]
 count = maps.shape[0]
-channel = c_channel.slider("Neuron (channel)" if layer.startswith("conv") else "Neuron", 0, count - 1,
+channel = c_channel.slider("Neuron (channel)" if block_info else "Neuron", 0, count - 1,
                            min(best, count - 1) if layer == "classifier" else 0, key=f"neuron_channel_{layer}")
 row = col = 0
-if layer.startswith("conv"):
+if block_info:
     size = maps.shape[-1]
-    fires = outputs[f"act{layer[4:]}"][0, channel]
+    fires = outputs[block_info.act][0, channel]
     strongest = divmod(int(fires.argmax()), size)
     row = c_row.slider("Row", 0, size - 1, strongest[0], key=f"neuron_row_{layer}_{channel}")
     col = c_col.slider("Column", 0, size - 1, strongest[1], key=f"neuron_col_{layer}_{channel}")
 n = neuron_sum(model, image, layer, channel, row, col, outputs)
 products = n.products
-if layer.startswith("conv"):
+if block_info:
     per_map = products.sum(dim=(1, 2))  # each input map's share of the sum
     source_map = int(per_map.abs().argmax())
     if products.shape[0] > 1:
@@ -137,7 +139,7 @@ if layer.startswith("conv"):
     if products.shape[0] > 1:
         st.plotly_chart(plots.contribution_figure(per_map, [f"map {i}" for i in range(len(per_map))],
                                                   "each input map's products, summed"), key="neuron_maps")
-    seen = "pixels (after standardising)" if layer == "conv1" else f"maps of block {int(layer[4:]) - 1}"
+    seen = "pixels (after standardising)" if block_info.index == 1 else f"maps of block {block_info.index - 1}"
     where = f"at row {row}, column {col} of channel {channel}: it sees a {n.inputs.shape[-1]}×" \
             f"{n.inputs.shape[-1]} patch of {products.shape[0]} input {seen}"
 else:
@@ -146,7 +148,7 @@ else:
                                               f"the {len(top)} biggest of its {len(products)} products"),
                     key="neuron_products")
     where = f"neuron {channel}: it sees all {len(products)} outputs of the layer before"
-activation = getattr(model.layers, f"act{layer[4:]}" if layer.startswith("conv") else "dense_act", None)
+activation = getattr(model.layers, block_info.act if block_info else "dense_act", None)
 fired = n.output > 0
 st.markdown(f"**{names[layer]}, {where}.**  \n"
             f"Sum of the {products.numel()} products = **{float(products.sum()):.3f}**; plus the bias "
@@ -185,10 +187,11 @@ c_block, c_off = st.columns([1, 3])
 block = c_block.selectbox("Switch off neurons of", range(1, len(net.channels) + 1),
                           format_func=lambda b: f"block {b}", key="neuron_ko_block")
 off = c_off.multiselect("Channels switched off", range(net.channels[block - 1]), key=f"neuron_ko_{block}")
+act = net.feature_info()[block - 1].act
 with torch.no_grad():
-    after = knocked_out(model, f"act{block}", off)(image[None]).softmax(1)[0]
-accuracy = knocked_accuracy(result, f"act{block}", tuple(sorted(off)))
-before = knocked_accuracy(result, "act1", ())  # nothing switched off: the same for every block
+    after = knocked_out(model, act, off)(image[None]).softmax(1)[0]
+accuracy = knocked_accuracy(result, act, tuple(sorted(off)))
+before = knocked_accuracy(result, net.feature_info()[0].act, ())  # nothing switched off: one value for every block
 c1, c2 = st.columns(2)
 c1.metric("Prediction", f"{classes[int(after.argmax())]} ({after.max():.0%})",
           f"was {classes[best]} ({probs[best]:.0%})" if off else None, delta_color="off")

@@ -1,23 +1,23 @@
 """Learning page: one step of gradient descent under the microscope, training's dynamics, learning gone wrong."""
-import layerlens  # noqa: F401 - first, before torch: OpenMP threads sleep when idle (layerlens/__init__.py)
 import math
 
 import pandas as pd
 import streamlit as st
 import torch
 
-import session
+import chrome
+import tasks
 from layerlens import plots
+from layerlens.formatting import percent
 from layerlens.learning import (SCENARIOS, batch_indices, descend, gradient_step, layer_changes, lesson_base,
                                 random_start)
 from layerlens.training import evaluate, model_key
 
-session.page_setup("Learning")
 STEPS_KEY = "learning_steps"  # the visitor's hand-stepped network and what its steps did
 CHECK_IMAGES = 500  # test images scored after each click on a step button
 FRACTIONS = (0.01, 0.03, 0.1, 0.3, 1.0)
 
-result, data = session.current_model()
+result, data = tasks.current_model()
 net, classes, key = result.config.net, data.classes, model_key(result)
 st.title("📉 How learning happens")
 st.markdown("A network learns by **feeding its error back**. For a training image it measures how wrong it is "
@@ -35,7 +35,7 @@ rate = c_rate.select_slider("Learning rate", [0.001, 0.01, 0.03, 0.1, 0.3, 1.0, 
                             key="learning_rate")
 batch = c_from.segmented_control("Each step learns from", [0, 32], key="learning_batch",
                                  format_func={0: "this image only", 32: "32 random training images"}.get) or 0
-index = session.pick_test_image("learning", data.y_train, classes, where="training set")
+index = chrome.pick_test_image("learning", data.y_train, classes, where="training set")
 image, label = data.x_train[index], data.y_train[index]
 
 state = st.session_state.get(STEPS_KEY)
@@ -101,20 +101,20 @@ if state["losses"]:
     last = state["checks"][-1][1]
     taken = len(state["losses"])
     st.markdown(f"**{taken} step{'s' if taken > 1 else ''} taken.** Test accuracy ({CHECK_IMAGES} test images): "
-                f"{session.percent(state['checks'][0][1])} at the start, **{session.percent(last)}** now."
+                f"{percent(state['checks'][0][1])} at the start, **{percent(last)}** now."
                 + (" Learning from one image drives its loss towards 0, but the network only memorises that "
                    "image: to learn its classes it must learn from many." if not batch else ""))
 
 st.subheader("Training, step by step: your model")
 history = result.history
 st.plotly_chart(plots.history_figure(history), key="learning_history")
-if "grad_norm" in history:
+if history.grad_norm:
     c_grad, c_moved = st.columns(2)
-    c_grad.plotly_chart(plots.gradient_norm_figure(history["grad_norm"]), key="learning_grad_norm")
+    c_grad.plotly_chart(plots.gradient_norm_figure(history.grad_norm), key="learning_grad_norm")
     c_grad.caption("The gradient reaching each layer over training (averaged over a few steps). It shrinks as the "
                    "loss falls: less error, less to feed back. A layer whose line sits far below the others "
                    "learns slowly: the signal has faded on its way back.")
-    c_moved.plotly_chart(plots.layer_epochs_figure(history["distance_from_init"], "distance from the random start"),
+    c_moved.plotly_chart(plots.layer_epochs_figure(history.distance_from_init, "distance from the random start"),
                          key="learning_moved")
     c_moved.caption("How far each layer's weights have moved from where they started, relative to their size.")
 else:
@@ -132,29 +132,29 @@ chosen = st.session_state.get("learning_scenario")
 if chosen in SCENARIOS:
     scenario = SCENARIOS[chosen]
     try:
-        healthy, broken = session.train_with_progress(base, data), session.train_with_progress(
+        healthy, broken = tasks.train_with_progress(base, data), tasks.train_with_progress(
             scenario.change(base), data)
     except ValueError as err:
         st.error(str(err))
     else:
         st.markdown(f"**{scenario.title}.** {scenario.explanation}")
-        outcome = broken.diverged or (f"Test accuracy **{session.percent(broken.metrics['test_accuracy'])}** "
-                                      f"(training images: {session.percent(broken.metrics['train_accuracy'])})")
-        st.markdown(f"{outcome.rstrip('.')}. The same recipe unbroken: **{session.percent(healthy.metrics['test_accuracy'])}**.")
+        outcome = broken.diverged or (f"Test accuracy **{percent(broken.metrics['test_accuracy'])}** "
+                                      f"(training images: {percent(broken.metrics['train_accuracy'])})")
+        st.markdown(f"{outcome.rstrip('.')}. The same recipe unbroken: **{percent(healthy.metrics['test_accuracy'])}**.")
         c_curves, c_signal = st.columns(2)
         c_curves.plotly_chart(plots.history_figure(broken.history), key="learning_scenario_history")
-        c_signal.plotly_chart(plots.gradient_norm_figure(broken.history["grad_norm"]), key="learning_scenario_grad")
+        c_signal.plotly_chart(plots.gradient_norm_figure(broken.history.grad_norm), key="learning_scenario_grad")
 
 st.subheader("More data, better accuracy")
 sizes = sorted({max(1, round(f * len(data.x_train))) for f in FRACTIONS})
 measure = st.button("Measure it", key="learning_btn_data", help="Retrains your recipe on each amount (cached).")
-points = session.data_size_curve(result, data, sizes, measure)
+points = tasks.data_size_curve(result, data, sizes, measure)
 if points is None:
     st.markdown(f"Retrain your recipe on 1%, 3%, 10%, 30% and all of the {len(data.x_train):,} training images "
                 "and compare test accuracy. The first time this trains five networks; after that it is instant.")
 else:
     st.plotly_chart(plots.learning_curve_figure({"CNN": points}, "CNN"), key="learning_data_curve")
-    st.markdown(" · ".join(f"{size:,} images ({size / len(data.x_train):.0%}): **{session.percent(acc)}**"
+    st.markdown(" · ".join(f"{size:,} images ({size / len(data.x_train):.0%}): **{percent(acc)}**"
                            for size, acc in points))
     st.caption("Small sets get more epochs, so every network gets at least 200 updates: only the amount of "
                "data changes.")

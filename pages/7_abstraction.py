@@ -1,15 +1,13 @@
 """Abstraction page: how separable the classes are at each layer, before, during and after training."""
-import layerlens  # noqa: F401 - first, before torch: OpenMP threads sleep when idle (layerlens/__init__.py)
 import numpy as np
 import streamlit as st
 
 import server
-import session
+import tasks
 from layerlens import plots
 from layerlens.abstraction import class_separation, embedding_2d, layer_features, probe_curve
 from layerlens.nets import Net
 
-session.page_setup("Abstraction")
 PROBE_IMAGES = 1000  # test images: half fit each probe, half score it
 
 
@@ -20,7 +18,7 @@ def probes(result, epoch: int | None) -> dict[str, float]:
     model = result.model
     if epoch is not None:
         model = Net(result.config.net).eval()
-        model.load_state_dict(result.history["states"][epoch])
+        model.load_state_dict(result.history.states[epoch])
     images, labels = data.x_test[:PROBE_IMAGES], data.y_test[:PROBE_IMAGES].numpy()
     return probe_curve(layer_features(model, images), labels)
 
@@ -34,7 +32,7 @@ def maps(result, method: str, images: int) -> tuple[dict[str, np.ndarray], dict[
             {name: class_separation(rows, labels) for name, rows in features.items()})
 
 
-result, data = session.current_model()
+result, data = tasks.current_model()
 st.title("🪜 How abstract is each layer?")
 st.markdown("Early layers describe an image in terms of pixels and edges; deeper layers in terms of parts and "
             "objects. One way to *measure* that: at each layer, try to separate the classes with a straight line "
@@ -42,7 +40,7 @@ st.markdown("Early layers describe an image in terms of pixels and edges; deeper
             "the layer has made the classes easy to tell apart.")
 
 st.subheader("A straight line at every layer")
-states = result.history.get("states", {})
+states = result.history.states
 curves = {"trained": probes(result, None)}
 if 0 in states:
     curves["random weights (before training)"] = probes(result, 0)

@@ -10,7 +10,7 @@ import torch
 
 from layerlens.caching import ByteCache, approx_bytes, cache_key
 from layerlens.learning import random_start
-from layerlens.training import TrainResult
+from layerlens.training import History, TrainResult
 
 
 def test_sizes_follow_the_data_a_value_holds(tiny_result):
@@ -68,7 +68,7 @@ def test_a_failed_computation_is_not_kept():
 
 
 def test_keys_see_the_weights_not_only_the_config(tiny_result, tiny_data):
-    same_config = TrainResult(random_start(tiny_result.config.net, seed=5), tiny_result.config, {}, {})
+    same_config = TrainResult(random_start(tiny_result.config.net, seed=5), tiny_result.config, History(), {})
     assert cache_key(same_config) != cache_key(tiny_result)
     assert cache_key(tiny_result) == cache_key(tiny_result)
     assert cache_key(tiny_result.model) != cache_key(same_config.model)

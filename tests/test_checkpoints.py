@@ -42,8 +42,8 @@ def test_round_trip_gives_the_same_model(tiny_result, tiny_data, tmp_path):
     loaded = load_checkpoint(path)
     assert loaded.config == tiny_result.config
     assert loaded.metrics == tiny_result.metrics
-    assert loaded.history["step_loss"] == tiny_result.history["step_loss"]
-    assert all(torch.equal(a, b) for a, b in zip(loaded.history["kernels"], tiny_result.history["kernels"]))
+    assert loaded.history.step_loss == tiny_result.history.step_loss
+    assert all(torch.equal(a, b) for a, b in zip(loaded.history.kernels, tiny_result.history.kernels))
     assert loaded.diverged is None
     assert not loaded.model.training
     assert_same_weights(loaded.model, tiny_result.model)
@@ -92,8 +92,8 @@ def test_checkpoint_for_another_architecture_is_refused(tiny_result, tmp_path):
         load_checkpoint(path)
 
 
-def test_missing_file_is_refused_with_a_value_error(tmp_path):
-    with pytest.raises(ValueError):
+def test_missing_file_is_refused_with_a_value_error_that_says_why(tmp_path):
+    with pytest.raises(ValueError, match=r"Could not open nothing-here.pt \(FileNotFoundError: No such file"):
         load_checkpoint(tmp_path / "nothing-here.pt")
 
 

@@ -104,7 +104,7 @@ def test_default_folders_follow_the_environment(writable_dirs, monkeypatch):
 
 @pytest.mark.parametrize("name, title", [("mnist", "MNIST"), ("fashion-mnist", "Fashion-MNIST"),
                                          ("cifar10", "CIFAR-10")])
-def test_offline_download_says_where_and_what_to_do(name, title, tmp_path, offline):
+def test_offline_download_says_where_why_and_what_to_do(name, title, tmp_path, offline, caplog):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert issubclass(DatasetUnavailable, ValueError)
@@ -114,6 +114,11 @@ def test_offline_download_says_where_and_what_to_do(name, title, tmp_path, offli
     assert title in message
     assert str(empty.resolve()) in message
     assert f"'{SAMPLE}'" in message and "LAYERLENS_DATA" in message
+    # the real cause, as the offline fixture words it, not a guess
+    assert "could not reach the download server (" in message and "network disabled by the test" in message
+    assert "no internet?" not in message
+    [record] = [r for r in caplog.records if r.name == "layerlens.data" and r.levelname == "WARNING"]
+    assert str(empty.resolve()) in record.getMessage() and "network disabled by the test" in record.getMessage()
 
 
 def test_offline_cifar10_falls_back_to_the_image_folder_archive(tmp_path, offline, make_image_folder):

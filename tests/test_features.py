@@ -11,6 +11,7 @@ from layerlens.features import (ReceptiveField, centre_field, channel_activation
                                 settling_order, top_patches, visualise_channels)
 from layerlens.inspection import layer_outputs
 from layerlens.nets import PRESETS, Net, NetConfig
+from layerlens.training import History
 
 VERTICAL = torch.tensor([[-1.0, 0.0, 1.0]] * 3)  # responds to a dark-to-light change from left to right
 HORIZONTAL = VERTICAL.T
@@ -112,7 +113,7 @@ def test_activation_maximisation_increases_the_target_activation(tiny_result):
 
 
 def test_unknown_or_dense_layers_are_refused(tiny_result, tiny_data):
-    with pytest.raises(ValueError, match="No layer"):
+    with pytest.raises(ValueError, match="not a layer"):
         visualise_channels(tiny_result.model, "act9", [0], steps=1)
     with pytest.raises(ValueError, match="conv-block layer"):
         top_patches(tiny_result.model, tiny_data.x_test, "dense")
@@ -147,6 +148,6 @@ def test_centre_field_crops_what_the_centre_neuron_sees(tiny_result):
 
 
 def test_settling_order_ranks_conv_layers_by_mean_distance_during_training():
-    history = {"distance_to_final": {"conv1": [0.5, 0.1, 0.05, 0.0], "conv2": [0.5, 0.3, 0.1, 0.0],
-                                     "dense": [0.5, 0.01, 0.0, 0.0]}}
-    assert settling_order(history) == [("conv1", pytest.approx(0.075)), ("conv2", pytest.approx(0.2))]
+    history = History(distance_to_final={"conv1": [0.5, 0.1, 0.05, 0.0], "conv2": [0.5, 0.3, 0.1, 0.0],
+                                         "dense": [0.5, 0.01, 0.0, 0.0]})
+    assert settling_order(history, net(channels=(4, 8))) == [("conv1", pytest.approx(0.075)), ("conv2", pytest.approx(0.2))]

@@ -50,7 +50,7 @@ def test_a_learning_rate_of_zero_changes_nothing(tiny_result, tiny_data):
 
 def test_the_random_start_is_the_one_training_starts_from(tiny_result):
     start = random_start(tiny_result.config.net, tiny_result.config.seed).state_dict()
-    assert all(torch.equal(v, start[k]) for k, v in tiny_result.history["states"][0].items())
+    assert all(torch.equal(v, start[k]) for k, v in tiny_result.history.states[0].items())
     other = random_start(tiny_result.config.net, tiny_result.config.seed + 1).state_dict()
     assert not torch.equal(other["layers.conv1.weight"], start["layers.conv1.weight"])
 
@@ -123,14 +123,14 @@ def mean(values):
 
 def test_a_far_too_high_learning_rate_explodes_or_jumps_around(digits):
     result = scenario_result("too_high", digits, train_size=1000, epochs=3)
-    losses = result.history["step_loss"]
+    losses = result.history.step_loss
     assert result.diverged or losses[-1] > losses[0]
     assert result.diverged or result.metrics["test_accuracy"] < 0.2  # no better than guessing among 10
 
 
 def test_a_far_too_low_learning_rate_leaves_the_loss_where_it_was(digits):
     result = scenario_result("too_low", digits, train_size=1000, epochs=3)
-    losses = result.history["step_loss"]
+    losses = result.history.step_loss
     assert abs(mean(losses[-10:]) - mean(losses[:10])) / mean(losses[:10]) < 0.05
     assert result.metrics["test_accuracy"] < 0.3
 
@@ -138,7 +138,7 @@ def test_a_far_too_low_learning_rate_leaves_the_loss_where_it_was(digits):
 def test_sigmoids_in_a_deep_network_make_the_first_layers_gradient_vanish(digits):
     sigmoid = scenario_result("sigmoid", digits, train_size=1000, epochs=3)
     relu = scenario_result("too_low", digits, train_size=1000, epochs=1)  # any ReLU network, for scale
-    ratio = lambda r: mean(r.history["grad_norm"]["conv1"]) / mean(r.history["grad_norm"]["classifier"])  # noqa
+    ratio = lambda r: mean(r.history.grad_norm["conv1"]) / mean(r.history.grad_norm["classifier"])  # noqa
     assert len(sigmoid.config.net.channels) == 4 and sigmoid.config.net.activation == "sigmoid"
     assert ratio(sigmoid) < 0.01 * ratio(relu)
     assert sigmoid.metrics["test_accuracy"] < 0.3

@@ -232,3 +232,24 @@ def test_batch_norm_matches_torch_in_either_layout(channels):
         torch.testing.assert_close(ours.state_dict()[key], value)
     ours.eval(), reference.eval()
     torch.testing.assert_close(ours(x.contiguous(memory_format=torch.channels_last)), reference(x))
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_feature_info_names_every_block_layer_of_the_real_network(preset):
+    config = NetConfig(**PRESETS[preset])
+    model = Net(config)
+    info = model.feature_info
+    assert [b.index for b in info] == list(range(1, len(config.channels) + 1))
+    names = [name for name, _ in model.layers.named_children()]
+    assert [layer for b in info for layer in b.layers] == [n for n in names if n[:-1] in ("conv", "bn", "act", "pool")]
+    x, sizes = torch.rand(2, 1, 28, 28), {}
+    for name, layer in model.layers.named_children():
+        x = layer(x)
+        sizes[name] = (x.shape[1], x.shape[-1]) if x.ndim == 4 else None
+    for b in info:
+        assert sizes[b.act] == (b.channels, b.conv_size) == (b.channels, b.side(b.act))
+        assert sizes[b.pool] == (b.channels, b.size) == (b.channels, b.side(b.pool))
+        assert b.pre_activation == (b.norm if config.batch_norm else b.conv)
+        assert config.block_of(b.pool) is not None and config.block_of(b.pool).index == b.index
+    with pytest.raises(ValueError, match="not a layer"):
+        config.block_of("classifier")

@@ -10,6 +10,7 @@ import torch
 
 from layerlens import plots
 from layerlens.inspection import confusion_matrix, layer_table
+from layerlens.training import History
 
 
 def channel_values(fig: go.Figure, channel: int) -> np.ndarray:
@@ -113,14 +114,13 @@ def test_history_figure_plots_the_whole_history(tiny_result):
     fig = plots.history_figure(h)
     assert [t.type for t in fig.data] == ["scatter"] * 3
     loss, train, test = fig.data
-    assert list(loss.y) == h["step_loss"] and list(loss.x) == list(range(1, len(h["step_loss"]) + 1))
-    assert list(train.y) == h["epoch_train_accuracy"] and list(test.y) == h["epoch_test_accuracy"]
-    assert list(test.x) == list(range(1, len(h["epoch_test_accuracy"]) + 1))
+    assert list(loss.y) == h.step_loss and list(loss.x) == list(range(1, len(h.step_loss) + 1))
+    assert list(train.y) == h.epoch_train_accuracy and list(test.y) == h.epoch_test_accuracy
+    assert list(test.x) == list(range(1, len(h.epoch_test_accuracy) + 1))
 
 
 def test_history_figure_of_a_diverged_run_without_epochs():
-    fig = plots.history_figure({"step_loss": [1.0, 5e19, float("nan")], "epoch_train_accuracy": [],
-                                "epoch_test_accuracy": []})
+    fig = plots.history_figure(History(step_loss=[1.0, 5e19, float("nan")]))
     loss = list(fig.data[0].y)
     assert len(loss) == 3 and loss[:2] == [1.0, 5e19]
     assert all(v is None or math.isfinite(v) for v in loss)  # NaN/inf cannot be drawn: they become gaps
@@ -177,7 +177,7 @@ def test_stretch_uses_the_full_range():
 
 
 def test_weight_change_and_depth_figures():
-    fig = plots.settling_figure({"distance_to_final": {"conv1": [0.3, 0.1, 0.0], "dense": [0.5, 0.2, 0.0]}})
+    fig = plots.settling_figure(History(distance_to_final={"conv1": [0.3, 0.1, 0.0], "dense": [0.5, 0.2, 0.0]}))
     assert [t.name for t in fig.data] == ["conv1", "dense"] and list(fig.data[0].x) == [0, 1, 2]
     depth = plots.depth_figure([("block 1: 3×3 px", [torch.rand(1, 3, 3)] * 6),
                                 ("block 2: 8×8 px", [torch.rand(3, 8, 8)] * 6)])

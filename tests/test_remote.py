@@ -123,11 +123,11 @@ def test_ray_training_gives_the_local_model_and_reports_progress(trainer, tiny_c
     assert result.metrics["test_accuracy"] == one_thread_result.metrics["test_accuracy"]
     for name, tensor in one_thread_result.model.state_dict().items():
         assert torch.equal(result.model.state_dict()[name], tensor), name
-    assert result.history["step_loss"] == one_thread_result.history["step_loss"]
+    assert result.history.step_loss == one_thread_result.history.step_loss
     progress = run.progress()
     assert progress.epoch_done and progress.epoch == tiny_config.epochs and progress.step == progress.total_steps
     assert progress.test_accuracy == result.metrics["test_accuracy"]
-    assert run.losses() == result.history["step_loss"]  # every step's loss came through, in order
+    assert run.losses() == result.history.step_loss  # every step's loss came through, in order
 
 
 def test_a_bad_config_raises_fits_own_value_error(trainer, tiny_config, tiny_data):
@@ -147,7 +147,7 @@ def test_the_training_queue_trains_on_the_cluster(trainer, tiny_config, tiny_dat
     assert job.wait(120)
     assert job.state == DONE, job.error
     assert job.result.metrics["test_accuracy"] == one_thread_result.metrics["test_accuracy"]
-    assert job.losses == one_thread_result.history["step_loss"]  # the live loss chart gets every step
+    assert job.losses == one_thread_result.history.step_loss  # the live loss chart gets every step
     assert job.progress.epoch == tiny_config.epochs
     queue.close()
 

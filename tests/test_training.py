@@ -9,8 +9,10 @@ import pytest
 import torch
 from torch import nn
 
+from layerlens.checkpoints import load_checkpoint, save_checkpoint
+from layerlens.features import settling_order
 from layerlens.nets import Net, NetConfig, parameter_counts
-from layerlens.training import (MIN_CURVE_STEPS, PRESET_TRAINING, Progress, TrainConfig, curve_train_config,
+from layerlens.training import (MIN_CURVE_STEPS, PRESET_TRAINING, History, Progress, TrainConfig, curve_train_config,
                                 evaluate, fit, preset_train_config, training_problem, training_subset)
 
 
@@ -22,9 +24,9 @@ def test_fit_learns_the_bars(tiny_result, tiny_data):
     acc = tiny_result.metrics["test_accuracy"]
     assert acc >= 0.8  # chance is 1/3
     assert tiny_result.diverged is None
-    losses = tiny_result.history["epoch_train_loss"]
+    losses = tiny_result.history.epoch_train_loss
     assert losses[-1] < 0.5 * losses[0]
-    assert tiny_result.history["epoch_test_accuracy"][-1] >= tiny_result.history["epoch_test_accuracy"][0]
+    assert tiny_result.history.epoch_test_accuracy[-1] >= tiny_result.history.epoch_test_accuracy[0]
 
 
 def test_metrics_agree_with_the_model_and_history(tiny_result, tiny_data, tiny_config):
@@ -32,8 +34,8 @@ def test_metrics_agree_with_the_model_and_history(tiny_result, tiny_data, tiny_c
     model = tiny_result.model
     assert not model.training and next(model.parameters()).device.type == "cpu"
     assert m["test_accuracy"] == pytest.approx(evaluate(model, tiny_data.x_test, tiny_data.y_test)[1])
-    assert m["test_accuracy"] == tiny_result.history["epoch_test_accuracy"][-1]
-    assert m["train_accuracy"] == tiny_result.history["epoch_train_accuracy"][-1]
+    assert m["test_accuracy"] == tiny_result.history.epoch_test_accuracy[-1]
+    assert m["train_accuracy"] == tiny_result.history.epoch_train_accuracy[-1]
     assert m["params"] == sum(p.numel() for p in model.parameters()) == sum(parameter_counts(model).values())
     assert (m["epochs"], m["train_images"], m["dataset"]) == (tiny_config.epochs, 60, tiny_data.name)
     assert m["images_per_second"] > 0 and m["seconds"] >= m["train_seconds"] >= 0
@@ -43,16 +45,17 @@ def test_metrics_agree_with_the_model_and_history(tiny_result, tiny_data, tiny_c
 def test_history_lengths(tiny_result, tiny_config):
     h = tiny_result.history
     steps = steps_per_run(tiny_config, 60)  # 60 images in batches of 16: 4 steps per epoch
-    assert len(h["step_loss"]) == len(h["step_accuracy"]) == steps
+    assert len(h.step_loss) == len(h.step_accuracy) == steps
     for key in ("epoch_train_loss", "epoch_train_accuracy", "epoch_test_loss", "epoch_test_accuracy", "epoch_seconds"):
-        assert len(h[key]) == tiny_config.epochs, key
-    assert len(h["kernels"]) == tiny_config.epochs + 1
-    assert all(0 <= a <= 1 for a in h["step_accuracy"])
-    assert h["epoch_seconds"] == sorted(h["epoch_seconds"])  # time since the start, so never decreasing
+        assert len(getattr(h, key)) == tiny_config.epochs, key
+    assert h.epochs == tiny_config.epochs
+    assert len(h.kernels) == tiny_config.epochs + 1
+    assert all(0 <= a <= 1 for a in h.step_accuracy)
+    assert h.epoch_seconds == sorted(h.epoch_seconds)  # time since the start, so never decreasing
 
 
 def test_kernel_snapshots_go_from_init_to_the_final_weights(tiny_result):
-    kernels = tiny_result.history["kernels"]
+    kernels = tiny_result.history.kernels
     assert kernels[0].shape == (4, 1, 3, 3)
     assert torch.equal(kernels[-1], tiny_result.model.layers.conv1.weight.detach())
     assert not torch.equal(kernels[0], kernels[-1])
@@ -68,9 +71,9 @@ def test_on_step_reports_every_step_and_every_epoch(tiny_config, tiny_data):
     done = [p for p in calls if p.epoch_done]
     assert [p.epoch for p in done] == [1, 2, 3]
     assert [p.step for p in done] == [4, 8, 12]  # the last step of each epoch
-    assert [p.test_accuracy for p in done] == result.history["epoch_test_accuracy"]
+    assert [p.test_accuracy for p in done] == result.history.epoch_test_accuracy
     assert all(p.test_accuracy is None for p in calls if not p.epoch_done)
-    assert [p.loss for p in calls] == result.history["step_loss"]
+    assert [p.loss for p in calls] == result.history.step_loss
     assert [p.epoch for p in calls] == [1] * 4 + [2] * 4 + [3] * 4
 
 
@@ -78,7 +81,7 @@ def test_train_size_uses_that_many_images(tiny_config, tiny_data):
     config = dataclasses.replace(tiny_config, train_size=24, epochs=2)
     result = fit(config, tiny_data)
     assert result.metrics["train_images"] == 24
-    assert len(result.history["step_loss"]) == steps_per_run(config, 24)
+    assert len(result.history.step_loss) == steps_per_run(config, 24)
     x, y = training_subset(config, tiny_data)
     assert x.shape == (24, 1, 12, 12) and y.shape == (24,)
     # a seeded sample of real training images, without repeats
@@ -112,9 +115,9 @@ def test_a_huge_learning_rate_diverges_with_an_explanation(tiny_config, tiny_dat
     result = fit(config, tiny_data, on_step=calls.append)  # must not raise
     assert result.diverged is not None
     assert "learning rate" in result.diverged and "1e+06" in result.diverged
-    assert not math.isfinite(result.history["step_loss"][-1])
-    assert len(result.history["step_loss"]) < steps_per_run(config, 60)  # stopped early
-    assert result.metrics["epochs"] == len(result.history["epoch_test_accuracy"]) < config.epochs
+    assert not math.isfinite(result.history.step_loss[-1])
+    assert len(result.history.step_loss) < steps_per_run(config, 60)  # stopped early
+    assert result.metrics["epochs"] == len(result.history.epoch_test_accuracy) < config.epochs
     assert all(math.isfinite(p.loss) for p in calls)
 
 
@@ -229,11 +232,11 @@ def test_preset_train_config_uses_the_preset_and_overrides(tiny_data):
 
 
 def test_distance_to_final_is_recorded_per_layer_and_epoch(tiny_result, tiny_config):
-    distance = tiny_result.history["distance_to_final"]
+    distance = tiny_result.history.distance_to_final
     assert set(distance) == {"conv1", "conv2", "dense", "classifier"}
     assert all(len(d) == tiny_config.epochs + 1 for d in distance.values())
     assert all(abs(d[-1]) < 1e-6 and d[0] > 0.01 for d in distance.values())  # ends at its final form
-    first, last = tiny_result.history["kernels"][0].flatten(), tiny_result.history["kernels"][-1].flatten()
+    first, last = tiny_result.history.kernels[0].flatten(), tiny_result.history.kernels[-1].flatten()
     assert distance["conv1"][0] == pytest.approx(1 - torch.nn.functional.cosine_similarity(first, last, dim=0).item(),
                                                  abs=1e-5)
 
@@ -258,17 +261,17 @@ def test_recorded_gradient_norms_match_autograd_on_the_first_step(tiny_data, tin
     torch.nn.functional.cross_entropy(fresh(tiny_data.x_train), tiny_data.y_train).backward()
     for name in ("conv1", "conv2", "dense", "classifier"):
         expected = getattr(fresh.layers, name).weight.grad.norm().item()
-        assert result.history["grad_norm"][name] == [pytest.approx(expected, rel=1e-4)]
+        assert result.history.grad_norm[name] == [pytest.approx(expected, rel=1e-4)]
 
 
 def test_distance_from_init_starts_at_zero_and_grows(tiny_result):
-    moved = tiny_result.history["distance_from_init"]
-    assert set(moved) == set(tiny_result.history["grad_norm"]) == set(tiny_result.history["distance_to_final"])
+    moved = tiny_result.history.distance_from_init
+    assert set(moved) == set(tiny_result.history.grad_norm) == set(tiny_result.history.distance_to_final)
     for name, distances in moved.items():
         assert distances[0] == 0 and distances[-1] > 0, name
         assert len(distances) == tiny_result.config.epochs + 1
-    steps = len(tiny_result.history["step_loss"])
-    assert all(len(v) == steps and min(v) > 0 for v in tiny_result.history["grad_norm"].values())
+    steps = len(tiny_result.history.step_loss)
+    assert all(len(v) == steps and min(v) > 0 for v in tiny_result.history.grad_norm.values())
 
 
 def test_the_trainer_keeps_the_network_at_log_spaced_epochs(tiny_data, tiny_config, tiny_result):
@@ -276,7 +279,7 @@ def test_the_trainer_keeps_the_network_at_log_spaced_epochs(tiny_data, tiny_conf
 
     from layerlens.nets import Net
 
-    states = tiny_result.history["states"]
+    states = tiny_result.history.states
     assert sorted(states) == [0, 1, 2, 4]  # 6 epochs: the start, then 1, 2, 4; the 6th is the model itself
     torch.manual_seed(tiny_config.seed)
     start = Net(tiny_config.net).state_dict()  # fit's random start
@@ -285,9 +288,9 @@ def test_the_trainer_keeps_the_network_at_log_spaced_epochs(tiny_data, tiny_conf
         model = Net(tiny_config.net)
         model.load_state_dict(states[epoch])
         assert evaluate(model, tiny_data.x_test, tiny_data.y_test)[1] == \
-            tiny_result.history["epoch_test_accuracy"][epoch - 1]
+            tiny_result.history.epoch_test_accuracy[epoch - 1]
     short = fit(replace(tiny_config, epochs=1), tiny_data)
-    assert sorted(short.history["states"]) == [0]
+    assert sorted(short.history.states) == [0]
 
 
 def test_epochs_before_the_last_score_the_first_test_images_and_the_last_scores_all(tiny_config, tiny_data,
@@ -297,10 +300,10 @@ def test_epochs_before_the_last_score_the_first_test_images_and_the_last_scores_
     monkeypatch.setattr(training, "EPOCH_TEST_IMAGES", 10)
     result = training.fit(dataclasses.replace(tiny_config, epochs=2), tiny_data)
     after_one = Net(tiny_config.net)
-    after_one.load_state_dict(result.history["states"][1])
+    after_one.load_state_dict(result.history.states[1])
     first_ten = training.evaluate(after_one, tiny_data.x_test[:10], tiny_data.y_test[:10])
-    assert result.history["epoch_test_loss"][0] == pytest.approx(first_ten[0], rel=1e-5)
-    assert result.history["epoch_test_accuracy"][0] == first_ten[1]
+    assert result.history.epoch_test_loss[0] == pytest.approx(first_ten[0], rel=1e-5)
+    assert result.history.epoch_test_accuracy[0] == first_ten[1]
     assert result.metrics["test_accuracy"] == training.evaluate(result.model, tiny_data.x_test, tiny_data.y_test)[1]
 
 
@@ -311,3 +314,26 @@ def test_small_curve_points_still_get_enough_updates(tiny_config):
     assert curve_train_config(tiny_config, 4000, 4000).train_size == 0  # everything: the model itself
     big = curve_train_config(tiny_config, 3000, 4000)
     assert (big.batch_size, big.epochs) == (tiny_config.batch_size, tiny_config.epochs)
+
+
+def test_history_round_trips_through_a_plain_dict_and_older_histories_load_with_empty_fields(tiny_result):
+    h = tiny_result.history
+    again = History.from_dict(h.to_dict())
+    assert again.step_loss == h.step_loss and again.distance_to_final == h.distance_to_final
+    assert sorted(again.states) == sorted(h.states)
+    # a history saved before distance_to_final, grad_norm and states existed, with a key since dropped
+    old = {k: v for k, v in h.to_dict().items() if k not in ("distance_to_final", "grad_norm", "states")}
+    loaded = History.from_dict({**old, "retired_key": [1, 2]})
+    assert loaded.distance_to_final == {} and loaded.grad_norm == {} and loaded.states == {}
+    assert loaded.epochs == h.epochs and not hasattr(loaded, "retired_key")
+    assert settling_order(loaded, tiny_result.config.net) == []  # pages that read it get nothing to draw, not a KeyError
+
+
+def test_a_checkpoint_with_an_older_history_loads(tiny_result, tmp_path):
+    path = save_checkpoint(tiny_result, tmp_path / "old.pt")
+    ckpt = torch.load(path, weights_only=True)
+    del ckpt["history"]["distance_to_final"], ckpt["history"]["kernels"]
+    torch.save(ckpt, path)
+    loaded = load_checkpoint(path)
+    assert loaded.history.distance_to_final == {} and loaded.history.kernels == []
+    assert loaded.history.step_loss == tiny_result.history.step_loss

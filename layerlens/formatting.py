@@ -1,0 +1,19 @@
+"""Numbers in words, the same on every page."""
+from __future__ import annotations
+
+
+def percent(value: float) -> str:
+    """0.979 → '97.9%'; a diverged run's missing accuracy → '—'."""
+    return "—" if value != value else f"{value:.1%}"
+
+
+def seconds(value: float) -> str:
+    """A wait in words: '3 s', '40 s', '2 min'."""
+    if value < 60:
+        return f"{max(1, round(value))} s"
+    return f"{round(value / 60)} min"
+
+
+def plural(count: int, noun: str) -> str:
+    """1, 'epoch' → '1 epoch'; 3, 'epoch' → '3 epochs'."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
