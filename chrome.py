@@ -1,11 +1,9 @@
-"""Page chrome: the one list of pages, the navigation and sidebar every page shares, and shared pickers."""
+"""Page chrome: the one list of pages, and the navigation and sidebar every page shares."""
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 
 import streamlit as st
-import torch
 
 import session
 from layerlens.formatting import percent, plural
@@ -61,28 +59,3 @@ def model_status() -> None:
 
 def page_link(page: PageInfo, label: str | None = None) -> None:
     st.page_link(page.path, label=label or page.title, icon=page.icon)
-
-
-def pick_test_image(prefix: str, labels: torch.Tensor, classes: tuple[str, ...], where: str = "test set") -> int:
-    """Widgets to choose an image (of the test set, or the set `labels` come from) by class and example, plus a
-    random pick; returns its index."""
-    index_key, class_key = f"{prefix}_index", f"{prefix}_class"
-
-    def pick_random() -> None:
-        index = secrets.randbelow(len(labels))  # not the global random generator, which every visitor shares
-        label = int(labels[index])
-        st.session_state[class_key] = label
-        st.session_state[index_key] = int((labels[:index] == label).sum())
-
-    if index_key not in st.session_state:
-        st.session_state[index_key] = 0
-    if st.session_state.get(class_key, 0) >= len(classes):  # kept from a dataset with more classes
-        st.session_state[class_key] = 0
-    c_class, c_pick, c_random = st.columns([2, 3, 1])
-    wanted = c_class.selectbox("Class", range(len(classes)), format_func=lambda i: classes[i], key=class_key)
-    in_class = torch.nonzero(labels == wanted).flatten().tolist()
-    st.session_state[index_key] = min(st.session_state[index_key], len(in_class) - 1)
-    position = c_pick.slider(f"Example of '{classes[wanted]}' ({len(in_class)} in the {where})", 0,
-                             max(1, len(in_class) - 1), key=index_key, disabled=len(in_class) < 2)
-    c_random.button("🎲 Random", key=f"{prefix}_btn_random", on_click=pick_random)
-    return in_class[min(position, len(in_class) - 1)]

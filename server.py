@@ -18,6 +18,7 @@ import PIL.Image  # noqa: F401
 import streamlit as st
 import torch
 
+from layerlens.attribution import knocked_out
 from layerlens.caching import ByteCache, cache_key
 from layerlens.checkpoints import MODELS_MB, ModelCache
 from layerlens.classic import ClassicConfig, ClassicResult, cnn_test_probabilities, feature_matrix, fit_classic
@@ -25,7 +26,7 @@ from layerlens.data import ImageData, default_cache_dir, folders_root, load_data
 from layerlens.inspection import confusion_matrix
 from layerlens.jobs import TrainingQueue, local_runner
 from layerlens.nets import Net
-from layerlens.training import TrainResult, subset_indices
+from layerlens.training import TrainResult, evaluate, subset_indices
 
 log = logging.getLogger(__name__)
 
@@ -139,3 +140,14 @@ def classic_model(config: ClassicConfig, cnn: Net | None) -> ClassicResult:
 def cnn_test_scores(result: TrainResult) -> tuple[np.ndarray, float]:
     """The CNN's probabilities for every test image, and how many seconds predicting them took."""
     return cnn_test_probabilities(result.model, dataset(result.config.dataset).x_test)
+
+
+KNOCKOUT_TEST_IMAGES = 2000  # test images a knocked-out network is scored on
+
+
+@shared_result()
+def knocked_accuracy(result: TrainResult, layer: str, channels: tuple[int, ...]) -> float:
+    """Test accuracy with the channels of layer switched off (on up to KNOCKOUT_TEST_IMAGES test images)."""
+    data = dataset(result.config.dataset)
+    x, y = data.x_test[:KNOCKOUT_TEST_IMAGES], data.y_test[:KNOCKOUT_TEST_IMAGES]
+    return evaluate(knocked_out(result.model, layer, list(channels)), x, y)[1]

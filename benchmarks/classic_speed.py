@@ -18,14 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+from _bench import ROOT, print_machine
 
 os.environ.setdefault("LAYERLENS_CACHE", tempfile.mkdtemp(prefix="layerlens-bench-"))
 
@@ -35,7 +32,6 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 from layerlens.checkpoints import ModelCache  # noqa: E402
 from layerlens.classic import MODELS, classic_config, fit_classic, pixel_features  # noqa: E402
 from layerlens.data import SAMPLE, default_cache_dir, load_dataset  # noqa: E402
-from layerlens.machine import describe  # noqa: E402
 from layerlens.training import preset_train_config, subset_indices  # noqa: E402
 from streamlit_server import CHROMIUM, cold_and_cached_render, streamlit_app  # noqa: E402
 
@@ -96,7 +92,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="5000,60000", help="training-set sizes for full MNIST")
     parser.add_argument("--svm-max", type=int, default=60_000, help="largest training set the SVM is fitted on")
     args = parser.parse_args()
-    print(json.dumps(describe()), flush=True)  # the machine first: figures compare by its sgemm rate
+    print_machine()
     print(json.dumps(page_times()), flush=True)
     if Path(CHROMIUM).exists():
         print(json.dumps(browser_times()), flush=True)

@@ -30,12 +30,10 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.st_client import StreamlitClient  # noqa: E402
-from layerlens.machine import sgemm_gflops  # noqa: E402
-from tests.streamlit_server import streamlit_app  # noqa: E402
+import _bench  # noqa: F401  (the repository and tests/ on sys.path)
+from layerlens.machine import sgemm_gflops
+from st_client import StreamlitClient
+from streamlit_server import streamlit_app
 
 EPOCHS = [e for e in range(1, 31) if e != 8]  # the Train page's epochs slider, without its default (8)
 PAGE_VIEWS = ("open_layers", "random", "open_neuron", "test_image", "knockout", "open_train", "train_request")

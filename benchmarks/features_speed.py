@@ -11,20 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from layerlens.checkpoints import load_checkpoint  # noqa: E402
-from layerlens.data import DatasetUnavailable, load_dataset  # noqa: E402
-from layerlens.features import channel_maxima, top_patches, visualise_channels  # noqa: E402
-from layerlens.machine import describe  # noqa: E402
-from layerlens.nets import Net  # noqa: E402
-from layerlens.training import preset_train_config  # noqa: E402
+from _bench import DATA_DIR, dataset_or_skip, print_machine
+from layerlens.checkpoints import load_checkpoint
+from layerlens.features import channel_maxima, top_patches, visualise_channels
+from layerlens.nets import Net
+from layerlens.training import preset_train_config
 
 
 def timed(work):
@@ -35,20 +29,17 @@ def timed(work):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path,
-                        default=Path(os.environ.get("LAYERLENS_DATA", ROOT.parent / "shared" / "data")))
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--model", type=Path, help="a checkpoint to time instead of the untrained preset")
     args = parser.parse_args()
-    print(json.dumps(describe()), flush=True)  # the machine first: figures compare by its sgemm rate
+    print_machine()
     if args.model:
         model = load_checkpoint(args.model).model
         dataset = load_checkpoint(args.model).config.dataset
     else:
         dataset = "cifar10"
-    try:
-        data = load_dataset(dataset, args.data_dir, cache_dir=Path("/tmp/layerlens-bench"))
-    except DatasetUnavailable as err:
-        print(json.dumps({"dataset": dataset, "skipped": str(err)}))
+    data = dataset_or_skip(dataset, args.data_dir)
+    if data is None:
         return
     if not args.model:
         model = Net(preset_train_config("deep", data).net)

@@ -9,33 +9,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-
-from layerlens.machine import describe  # noqa: E402
-from streamlit_server import CHROMIUM, CHROMIUM_FLAGS, streamlit_app, wait_until_idle  # noqa: E402
+from _bench import print_machine
+from streamlit_server import CHROMIUM, VIEWPORT, chromium, streamlit_app, wait_until_idle
 
 
 def first_visit_seconds() -> float:
     """Open the Train page of a server that has never trained anything; time it until the page is finished."""
-    from playwright.sync_api import sync_playwright
-
     with streamlit_app({"LAYERLENS_CACHE": tempfile.mkdtemp(prefix="layerlens-bench-")}) as url, \
-            sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            chromium() as browser:
+        page = browser.new_page(viewport=VIEWPORT)
         start = time.perf_counter()
         page.goto(f"{url}/train")
         page.get_by_text("Which classes get confused?").first.wait_for(timeout=180_000)
         wait_until_idle(page)
         seconds = time.perf_counter() - start
-        browser.close()
     return seconds
 
 
@@ -43,7 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2)
     args = parser.parse_args()
-    print(json.dumps(describe()), flush=True)
+    print_machine()
     if not Path(CHROMIUM).exists():
         print(json.dumps({"skipped": f"{CHROMIUM} is missing (apt-get install -y chromium)"}))
         return

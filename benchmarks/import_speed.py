@@ -13,12 +13,8 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from layerlens.machine import describe  # noqa: E402
+from _bench import ROOT, print_machine
 
 HEAVY = ("torch", "sklearn", "skimage", "matplotlib", "plotly", "pandas", "streamlit", "ray", "scipy")
 ENTRY_POINTS = {
@@ -48,7 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="fresh processes per entry point; the best counts")
     args = parser.parse_args()
-    print(json.dumps(describe()), flush=True)
+    print_machine()
     for name, statement in ENTRY_POINTS.items():
         seconds, loaded = import_seconds(statement, args.repeats)
         print(json.dumps({"entry": name, "seconds": round(seconds, 2), "heavy_libraries": loaded}), flush=True)

@@ -28,22 +28,12 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+import _bench  # noqa: F401  (the repository and tests/ on sys.path)
+from layerlens.machine import sgemm_gflops
+from streamlit_server import (CHROMIUM, VIEWPORT, WATCH_DOCUMENT, chromium, streamlit_app, wait_until_idle,
+                              wait_until_settled)
 
-from streamlit_server import CHROMIUM, CHROMIUM_FLAGS, streamlit_app  # noqa: E402
-
-from layerlens.machine import sgemm_gflops  # noqa: E402
-
-# Remember when anything in the document last changed, from the first moment of every page load.
-WATCH_CHANGES = """window.lastChange = performance.now();
-new MutationObserver(() => { window.lastChange = performance.now(); })
-  .observe(document, {subtree: true, childList: true, attributes: true, characterData: true});"""
-IDLE = ("() => document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state') "
-        "=== 'notRunning' && performance.now() - window.lastChange > 1000")
 DONE = "Output: the classifier"
-VIEWPORT = {"width": 1400, "height": 1000}
-
 
 
 def server_pid(url: str) -> int:
@@ -66,11 +56,11 @@ def cpu_seconds(pid: int) -> float:
 
 
 def wait_drawn(page) -> float:
-    """Wait until the script has run and nothing has changed for a second; seconds since the page's clock origin
-    of the last change."""
+    """Wait until the script has run (a click's rerun request gets 0.3 s to reach the server first) and nothing has
+    changed for a second; seconds since the page's clock origin of the last change."""
     page.get_by_text(DONE).first.wait_for(timeout=300_000)
-    page.wait_for_function(IDLE, timeout=120_000)
-    return page.evaluate("() => window.lastChange") / 1000
+    wait_until_idle(page)
+    return wait_until_settled(page, 1000, 120_000)
 
 
 def summary(case: str, cpu: float, walls: list[float]) -> dict:
@@ -85,7 +75,7 @@ def views(browser, url: str, pid: int, count: int, warm: bool) -> tuple[float, l
     profile, or (warm) each in a new tab of one profile whose cache an uncounted first view has filled."""
     profile = browser.new_context(viewport=VIEWPORT) if warm else None
     if warm:
-        profile.add_init_script(WATCH_CHANGES)
+        profile.add_init_script(WATCH_DOCUMENT)
         page = profile.new_page()
         page.goto(f"{url}/layers")
         wait_drawn(page)
@@ -94,7 +84,7 @@ def views(browser, url: str, pid: int, count: int, warm: bool) -> tuple[float, l
     for _ in range(count):
         context = profile or browser.new_context(viewport=VIEWPORT)
         if not warm:
-            context.add_init_script(WATCH_CHANGES)
+            context.add_init_script(WATCH_DOCUMENT)
         page = context.new_page()
         page.goto(f"{url}/layers")
         walls.append(wait_drawn(page))  # the page's clock starts with the navigation
@@ -110,7 +100,7 @@ def views(browser, url: str, pid: int, count: int, warm: bool) -> tuple[float, l
 def randoms(browser, url: str, pid: int, count: int) -> tuple[float, list[float]]:
     """Server CPU seconds and wall times of `count` presses of 🎲 Random by one visitor."""
     context = browser.new_context(viewport=VIEWPORT)
-    context.add_init_script(WATCH_CHANGES)
+    context.add_init_script(WATCH_DOCUMENT)
     page = context.new_page()
     page.goto(f"{url}/layers")
     wait_drawn(page)
@@ -118,7 +108,6 @@ def randoms(browser, url: str, pid: int, count: int) -> tuple[float, list[float]
     for _ in range(count):
         start = page.evaluate("() => performance.now()") / 1000
         page.get_by_role("button", name="🎲 Random").click()
-        page.wait_for_timeout(300)  # the rerun request reaches the server first
         walls.append(wait_drawn(page) - start)
     cpu = cpu_seconds(pid) - before
     context.close()
@@ -126,16 +115,12 @@ def randoms(browser, url: str, pid: int, count: int) -> tuple[float, list[float]
 
 
 def measure(url: str, count: int, presses: int) -> list[dict]:
-    from playwright.sync_api import sync_playwright
-
     pid = server_pid(url)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+    with chromium() as browser:
         views(browser, url, pid, 1, warm=False)  # trains the default model (or loads it): not counted
         rows = [summary("layers view, new visitor, empty browser cache", *views(browser, url, pid, count, False)),
                 summary("layers view, new visitor, browser cache warm", *views(browser, url, pid, count, True)),
                 summary("layers random, same visitor", *randoms(browser, url, pid, presses))]
-        browser.close()
     return rows
 
 

@@ -12,37 +12,25 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+from _bench import ROOT, print_machine
 
 os.environ.setdefault("LAYERLENS_CACHE", tempfile.mkdtemp(prefix="layerlens-bench-"))
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from layerlens.machine import describe  # noqa: E402
-from streamlit_server import CHROMIUM, CHROMIUM_FLAGS, streamlit_app, wait_until_idle  # noqa: E402
-
-# Remember when anything on the page last changed; the page is drawn when changes stop.
-WATCH_CHANGES = """() => { window.lastChange = performance.now();
-  new MutationObserver(() => { window.lastChange = performance.now(); })
-    .observe(document.querySelector('[data-testid="stMain"]'),
-             {subtree: true, childList: true, attributes: true, characterData: true}); }"""
+from streamlit_server import (CHROMIUM, VIEWPORT, WATCH_CHANGES, chromium, streamlit_app,  # noqa: E402
+                              wait_until_idle, wait_until_settled)
 
 
 def browser_times(images: int = 10) -> list[float]:
     """Seconds from picking the next image to the last change of the page, in Chromium."""
-    from playwright.sync_api import sync_playwright
-
     times = []
-    with streamlit_app({"LAYERLENS_CACHE": os.environ["LAYERLENS_CACHE"]}) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    with streamlit_app({"LAYERLENS_CACHE": os.environ["LAYERLENS_CACHE"]}) as url, chromium() as browser:
+        page = browser.new_page(viewport=VIEWPORT)
         page.goto(f"{url}/layers")
         page.get_by_text("Output: the classifier").first.wait_for(timeout=120_000)
         wait_until_idle(page)
@@ -50,16 +38,14 @@ def browser_times(images: int = 10) -> list[float]:
         slider = page.get_by_role("slider").first
         for _ in range(images):
             slider.focus()
-            start = page.evaluate("() => performance.now()")
+            start = page.evaluate("() => performance.now()") / 1000
             page.keyboard.press("ArrowRight")
-            page.wait_for_function("() => performance.now() - window.lastChange > 1000", timeout=30_000)
-            times.append((page.evaluate("() => window.lastChange") - start) / 1000)
-        browser.close()
+            times.append(wait_until_settled(page) - start)
     return times
 
 
 def main() -> None:
-    print(json.dumps(describe()), flush=True)  # the machine first: figures compare by its sgemm rate
+    print_machine()
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()
     at.switch_page("pages/2_layers.py")

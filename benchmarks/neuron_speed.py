@@ -19,14 +19,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT))
+from _bench import print_machine
 
 os.environ.setdefault("LAYERLENS_CACHE", tempfile.mkdtemp(prefix="layerlens-bench-"))
 
-from layerlens.machine import describe  # noqa: E402
-from streamlit_server import CHROMIUM, CHROMIUM_FLAGS, streamlit_app, wait_until_idle  # noqa: E402
+from streamlit_server import (CHROMIUM, VIEWPORT, WATCH_CHANGES, chromium, drag_through,  # noqa: E402
+                              streamlit_app, wait_until_idle, wait_until_settled)
 
 # Strokes in the 280×280 canvas, as (x, y) points; one list per pen stroke.
 DIGITS = {
@@ -41,11 +39,7 @@ DIGITS = {
     "8": [[(140, 40), (90, 80), (140, 140), (190, 200), (140, 245), (90, 200), (140, 140), (190, 80), (140, 40)]],
     "9": [[(190, 100), (140, 50), (90, 90), (140, 140), (190, 100), (180, 250)]],
 }
-# Remember when anything on the page last changed, and when the answer's heading first changed.
-WATCH = """() => { window.lastChange = performance.now();
-  new MutationObserver(() => { window.lastChange = performance.now(); })
-    .observe(document.querySelector('[data-testid="stMain"]'),
-             {subtree: true, childList: true, attributes: true, characterData: true}); }"""
+# Remember when the answer's heading, and the page's last element, first changed.
 WATCH_ANSWER = """() => {
   const changed = (find, key) => { const el = find(); const before = el ? el.textContent : ''; window[key] = 0;
     const tick = () => { const now = find();
@@ -56,24 +50,13 @@ WATCH_ANSWER = """() => {
   changed(() => document.querySelector('[data-testid="stMetricValue"]'), 'bottom'); }"""
 
 
-def stroke(page, box: dict, points: list[tuple[int, int]]) -> None:
-    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
-    page.mouse.down()
-    for (ax, ay), (bx, by) in zip(points, points[1:]):
-        for t in range(1, 11):
-            page.mouse.move(box["x"] + ax + (bx - ax) * t / 10, box["y"] + ay + (by - ay) * t / 10)
-
-
 def main() -> None:
-    print(json.dumps(describe()), flush=True)  # the machine first: figures compare by its sgemm rate
-    from playwright.sync_api import sync_playwright
-
+    print_machine()
     if not Path(CHROMIUM).exists():
         sys.exit(f"{CHROMIUM} is missing: apt-get install -y chromium")
     rows = []
-    with streamlit_app({"LAYERLENS_CACHE": os.environ["LAYERLENS_CACHE"]}) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    with streamlit_app({"LAYERLENS_CACHE": os.environ["LAYERLENS_CACHE"]}) as url, chromium() as browser:
+        page = browser.new_page(viewport=VIEWPORT)
         page.goto(f"{url}/layers")  # trains (or loads) the default model: not timed
         page.get_by_text("Output: the classifier").first.wait_for(timeout=300_000)
         wait_until_idle(page)
@@ -82,28 +65,27 @@ def main() -> None:
         wait_until_idle(page)
         for warm_up, digit in [(True, "1")] + [(False, d) for d in DIGITS]:
             box = page.locator("canvas").last.bounding_box()
-            page.evaluate(WATCH)
+            page.evaluate(WATCH_CHANGES)
             for points in DIGITS[digit]:
-                stroke(page, box, points)
+                drag_through(page, box, points)
                 page.evaluate(WATCH_ANSWER)
                 start = page.evaluate("() => performance.now()")
                 page.mouse.up()
                 page.wait_for_timeout(300)
                 wait_until_idle(page)
-                page.wait_for_function("() => performance.now() - window.lastChange > 1000", timeout=30_000)
+                last_change = wait_until_settled(page) * 1000
             said = page.locator("h3", has_text="The network is").first.inner_text()
             answered, bottom = page.evaluate("() => [window.answered, window.bottom]")
             row = {"drawn": digit, "said": said, "right": re.search(rf"this is an? {digit}\b", said) is not None,
                    "answer_seconds": round((answered - start) / 1000, 3) if answered else None,
                    "last_element_seconds": round((bottom - start) / 1000, 3) if bottom else None,
-                   "page_seconds": round((page.evaluate("() => window.lastChange") - start) / 1000, 3)}
+                   "page_seconds": round((last_change - start) / 1000, 3)}
             if not warm_up:  # the first drawing pays one-off costs (imports, first figures)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
             page.get_by_title("Reset canvas & history").click()  # the canvas toolbar's clear button
             page.wait_for_timeout(500)
             wait_until_idle(page)
-        browser.close()
     answers = [r["answer_seconds"] for r in rows if r["answer_seconds"] is not None]
     bottoms = [r["last_element_seconds"] for r in rows if r["last_element_seconds"] is not None]
     print(json.dumps({"case": "one neuron page, a new drawing, model cached", "drawings": len(rows),

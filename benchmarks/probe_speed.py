@@ -13,23 +13,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+from _bench import print_machine
 
 os.environ.setdefault("LAYERLENS_CACHE", tempfile.mkdtemp(prefix="layerlens-bench-"))
 
 from layerlens.abstraction import class_separation, layer_features, probe_curve  # noqa: E402
 from layerlens.checkpoints import ModelCache  # noqa: E402
 from layerlens.data import SAMPLE, default_cache_dir, load_dataset  # noqa: E402
-from layerlens.machine import describe  # noqa: E402
 from layerlens.nets import Net  # noqa: E402
 from layerlens.training import preset_train_config  # noqa: E402
 from streamlit_server import CHROMIUM, cold_and_cached_render, streamlit_app  # noqa: E402
@@ -48,7 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=1000, help="test images to probe (half fit, half score)")
     args = parser.parse_args()
-    print(json.dumps(describe()), flush=True)  # the machine first: figures compare by its sgemm rate
+    print_machine()
     data = load_dataset(SAMPLE)
     config = preset_train_config("tiny", data)
     trained = ModelCache(default_cache_dir() / "models").get_or_train(config, data).model

@@ -21,23 +21,17 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from layerlens.data import DatasetUnavailable, load_dataset  # noqa: E402
-from layerlens.jobs import training_flops  # noqa: E402
-from layerlens.machine import describe  # noqa: E402
-from layerlens.nets import Net  # noqa: E402
-from layerlens.training import (PRESET_TRAINING, RECOMMENDED_PRESET, TRAINING_LAYOUT, TrainConfig, fit,  # noqa: E402
+from _bench import DATA_DIR, dataset_or_skip, print_machine
+from layerlens.jobs import training_flops
+from layerlens.nets import Net
+from layerlens.training import (PRESET_TRAINING, RECOMMENDED_PRESET, TRAINING_LAYOUT, TrainConfig, fit,
                                 preset_train_config)
 
 CASES = [("mnist-sample", "tiny"), ("mnist", "lenet"), ("fashion-mnist", "wide"), ("cifar10", "deep")]
@@ -149,10 +143,8 @@ def recipe_table(args, machine: dict) -> None:
     for dataset, candidates in CANDIDATES.items():
         if args.only and dataset != args.only:
             continue
-        try:
-            data = load_dataset(dataset, args.data_dir, cache_dir=Path("/tmp/layerlens-bench"))
-        except DatasetUnavailable as err:
-            print(json.dumps({"dataset": dataset, "skipped": str(err)}))
+        data = dataset_or_skip(dataset, args.data_dir)
+        if data is None:
             continue
         fit(preset_train_config(candidates[0][0], data, epochs=1, train_size=2000), data)  # warm-up
         target_accuracy, target_seconds = TARGETS[dataset]
@@ -185,16 +177,14 @@ def recipe_table(args, machine: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path,
-                        default=Path(os.environ.get("LAYERLENS_DATA", ROOT.parent / "shared" / "data")))
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--repeats", type=int, default=3, help="runs of each; the median is printed")
     parser.add_argument("--only", help="run just this dataset's case")
     parser.add_argument("--recipes", action="store_true", help="train every candidate recipe and print the table")
     parser.add_argument("--seeds", type=int, default=1, help="--recipes: seeds per candidate (the worst counts)")
     parser.add_argument("--layouts", action="store_true", help="time a training step in NCHW and channels-last")
     args = parser.parse_args()
-    machine = describe()
-    print(json.dumps(machine), flush=True)  # the machine first: figures compare by its sgemm rate
+    machine = print_machine()
     if args.recipes:
         recipe_table(args, machine)
         return
@@ -205,10 +195,8 @@ def main() -> None:
         if args.only and dataset != args.only:
             continue
         repeats = 1 if dataset == "cifar10" else args.repeats  # ~80 s a run
-        try:
-            data = load_dataset(dataset, args.data_dir, cache_dir=Path("/tmp/layerlens-bench"))
-        except DatasetUnavailable as err:
-            print(json.dumps({"dataset": dataset, "skipped": str(err)}))
+        data = dataset_or_skip(dataset, args.data_dir)
+        if data is None:
             continue
         config = preset_train_config(preset, data)
         fit(preset_train_config(preset, data, epochs=1, train_size=2000), data)  # warm-up

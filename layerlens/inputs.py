@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .nets import NetConfig
+
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 40_000_000  # a 40-megapixel photo is fine; a decompression bomb is not
 DIGIT_BOX, DIGIT_SIZE = 20, 28  # MNIST: the digit scaled into 20×20, centred by mass in 28×28
@@ -105,3 +107,18 @@ def prepare_photo(image: Image.Image, size: int, channels: int, dark_background:
             arr = 1.0 - arr
         return torch.from_numpy(arr)[None]
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+
+def network_input(photo: Image.Image, net: NetConfig, digits: bool) -> torch.Tensor:
+    """A photo or drawing as the network's input: prepared like MNIST for a digit model, else centre-cropped and
+    resized (and, for grey datasets of objects on black, inverted when its background is light)."""
+    if digits:
+        return prepare_digit(np.asarray(photo.convert("L"), dtype=np.float32) / 255)
+    return prepare_photo(photo, net.image_size, net.in_channels, dark_background=net.in_channels == 1)
+
+
+def canvas_image(rgba: np.ndarray | None) -> Image.Image | None:
+    """The drawing canvas's pixels (H, W, 4) as a grey image; None while nothing is drawn."""
+    if rgba is None or rgba[..., :3].max() == 0:
+        return None
+    return Image.fromarray(rgba[..., :3].mean(axis=2).astype(np.uint8))

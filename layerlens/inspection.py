@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .nets import Net
+from .nets import Net, NetConfig
 
 
 @torch.no_grad()
@@ -112,6 +112,12 @@ def neuron_sum(model: Net, image: torch.Tensor, layer: str, channel: int, row: i
     total = float((inputs * weight).sum() + bias)
     output = total if after is None else float(outputs[after][where])  # through the activation
     return NeuronSum(layer, inputs.clone(), weight.clone(), float(bias), total, output, folded)
+
+
+def neuron_layers(net: NetConfig) -> dict[str, str]:
+    """The layers whose neurons weigh inputs (each block's conv, dense, classifier), with their names in words."""
+    return ({b.conv: f"block {b.index} ({b.conv})" for b in net.feature_info()}
+            | ({"dense": "dense layer"} if net.dense else {}) | {"classifier": "output layer (classifier)"})
 
 
 def softmax_steps(logits: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .data import ImageData, mirror_by_default
+from .data import CIFAR10, FASHION_MNIST, MNIST, SAMPLE, ImageData, mirror_by_default
 from .nets import Net, NetConfig, SeededDropout, parameter_counts, weighted_layers
 
 OPTIMIZERS = ("adam", "sgd")
@@ -34,7 +34,7 @@ class TrainConfig:
     """Everything that determines a trained model: data, architecture and training settings."""
 
     net: NetConfig = field(default_factory=NetConfig)
-    dataset: str = "mnist-sample"
+    dataset: str = SAMPLE
     optimizer: str = "adam"
     learning_rate: float = 0.01
     batch_size: int = 64
@@ -471,7 +471,7 @@ def _metrics(run: _Run, dataset: str, device: torch.device, seconds: float, trai
 
 
 # The preset each dataset starts with.
-RECOMMENDED_PRESET = {"mnist-sample": "tiny", "mnist": "lenet", "fashion-mnist": "wide", "cifar10": "deep"}
+RECOMMENDED_PRESET = {SAMPLE: "tiny", MNIST: "lenet", FASHION_MNIST: "wide", CIFAR10: "deep"}
 
 
 def preset_train_config(preset: str, data: ImageData, **overrides) -> TrainConfig:

@@ -2,8 +2,8 @@
 import streamlit as st
 import torch
 
-import chrome
 import tasks
+import widgets
 from layerlens import plots
 from layerlens.inspection import layer_outputs
 
@@ -29,7 +29,7 @@ st.markdown("Pick a test image the network never trained on. Each layer turns it
             "**feature maps**, one per channel; that stack is the next layer's input. Bright means *strongly "
             "active*. Hover over a map to see its channel and value.")
 
-index = chrome.pick_test_image("layers", data.y_test, classes)
+index = widgets.pick_test_image("layers", data.y_test, classes)
 every_step = st.toggle("Show every step (conv, batch-norm, activation, pooling)", key="layers_every_step")
 if every_step:
     st.caption("**conv**: each neuron's weighted sum plus bias (red above zero, blue below) · **bn**: the same, "

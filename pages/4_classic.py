@@ -1,16 +1,17 @@
 """Traditional ML page: five scikit-learn models beside the CNN, on the same images, split and test set."""
+from dataclasses import dataclass
+
 import pandas as pd
 import streamlit as st
 import torch
 
-import chrome
 import server
 import session
 import tasks
+import widgets
 from layerlens import plots
-from layerlens.classic import (FEATURES, HOG_CELLS, MODELS, classic_config, curve_sizes,
-                               logistic_templates, nearest_neighbours, read_curves,
-                               tree_rules, tree_splits)
+from layerlens.classic import (FEATURES, HOG_CELL, HOG_CELLS, MODELS, classic_config, cnn_scores_on, curve_sizes,
+                               logistic_templates, neighbour_images, read_curves, tree_rules, tree_splits)
 from layerlens.inspection import confusion_counts
 from layerlens.training import model_key, subset_indices
 
@@ -19,96 +20,93 @@ SIZES = (100, 300, 1000, 2000, 3000, 5000, 10_000, 20_000, 30_000)  # training i
 # big datasets. An SVM scoring 10,000 CIFAR-10 images takes 40 s (it compares each with every support vector).
 DEFAULT_SIZE = {1: 5000, 3: 1000}
 TEST_IMAGES = {1: 10_000, 3: 2000}
+INSIDES = {"logistic": "Logistic regression", "tree": "Decision tree", "knn": "Nearest neighbours", "cnn": "CNN"}
+COSTS_COLUMNS = {"training images": st.column_config.NumberColumn(format="localized"),
+                 "test accuracy": st.column_config.NumberColumn(format="percent"),
+                 "training (s)": st.column_config.NumberColumn(format="%.2f"),
+                 "predicting (s)": st.column_config.NumberColumn(format="%.2f"),
+                 "learned numbers": st.column_config.NumberColumn(format="localized")}
 
 
-result, data = tasks.current_model()
-model, classes, available = result.model, data.classes, len(data.x_train)
-shape = tuple(data.x_train.shape[1:])  # (C, H, W)
+@dataclass(frozen=True)
+class Choice:
+    """What the sidebar asks for: training images, feature kinds besides pixels, HOG cell, each model's knobs, and
+    the test images scored (0: all)."""
 
-with st.sidebar:
+    size: int
+    extra: list[str]
+    cell: int
+    knobs: dict
+    test_size: int
+
+    def configs(self, result, data, kind: str, train_size: int) -> list:
+        return [classic_config(name, features=kind, hog_cell=self.cell if kind == "hog" else HOG_CELL,
+                               dataset=data.name, train_size=0 if train_size >= len(data.x_train) else train_size,
+                               test_size=self.test_size, seed=result.config.seed,
+                               cnn=model_key(result) if kind == "cnn" else "", **self.knobs[name]) for name in MODELS]
+
+
+def sidebar_settings(data) -> Choice:
+    """Training size, extra feature kinds, HOG cell and every model's knobs."""
+    channels, available = data.channels, len(data.x_train)
     st.subheader("Traditional models")
     sizes = [s for s in SIZES if s < available] + [available]
     if st.session_state.get("classic_size") not in sizes:  # first visit, or kept from a bigger dataset
-        st.session_state.classic_size = min(DEFAULT_SIZE[data.channels], available)
+        st.session_state.classic_size = min(DEFAULT_SIZE[channels], available)
+    for key, value in ({"classic_hog_cell": HOG_CELL} | {f"classic_{name}_{k.name}": k.default
+                                                         for name, spec in MODELS.items() for k in spec.knobs}).items():
+        st.session_state.setdefault(key, value)
     size = st.select_slider("Training images", sizes, key="classic_size", format_func=lambda s: f"{s:,}",
                             help="How many training images the traditional models learn from (the same random "
                                  "ones for all five). Fewer is faster.")
     extra = st.pills("Also train them on", ["hog", "cnn"], format_func=FEATURES.get, selection_mode="multi",
                      key="classic_features")
-    defaults = {"classic_hog_cell": 4} | {f"classic_{name}_{k.name}": k.default for name, spec in MODELS.items()
-                                         for k in spec.knobs}
-    for key, value in defaults.items():
-        st.session_state.setdefault(key, value)
-    cell = st.select_slider("HOG cell (px)", HOG_CELLS, key="classic_hog_cell") if "hog" in extra else 4
+    cell = st.select_slider("HOG cell (px)", HOG_CELLS, key="classic_hog_cell") if "hog" in extra else HOG_CELL
     settings = {}
     for name, spec in MODELS.items():
         with st.expander(spec.label):
             settings[name] = {k.name: st.select_slider(k.label, k.options, help=k.help,
                                                        key=f"classic_{name}_{k.name}") for k in spec.knobs}
+    test_size = TEST_IMAGES[channels] if TEST_IMAGES[channels] < len(data.x_test) else 0
+    return Choice(size, extra, cell, settings, test_size)
 
 
-test_size = TEST_IMAGES[data.channels] if TEST_IMAGES[data.channels] < len(data.x_test) else 0
-scored = subset_indices(len(data.x_test), test_size, 0)  # the test images every model is scored on
-y_scored = data.y_test[scored]
+def costs(result, data, fitted: dict, cnn_accuracy: float, cnn_seconds: float, scored_count: int,
+          test_size: int) -> None:
+    st.subheader("Who gets the test images right, and at what cost")
+    kinds, m, available = list(fitted), result.metrics, len(data.x_train)
+    st.plotly_chart(plots.accuracy_figure([{"model": r.label, "features": FEATURES[k], "accuracy": r.test_accuracy}
+                                           for k in kinds for r in fitted[k]], cnn_accuracy), key="classic_accuracy")
+    table = [{"model": "CNN", "features": "learned from raw pixels", "training images": m["train_images"],
+              "test accuracy": cnn_accuracy, "training (s)": m["train_seconds"], "predicting (s)": cnn_seconds,
+              "learned numbers": m["params"]}]
+    table += [{"model": r.label, "features": FEATURES[k], "training images": r.train_images,
+               "test accuracy": r.test_accuracy, "training (s)": r.fit_seconds, "predicting (s)": r.predict_seconds,
+               "learned numbers": r.learned_numbers} for k in kinds for r in fitted[k]]
+    st.dataframe(pd.DataFrame(table), hide_index=True, height=35 * (len(table) + 1) + 3,
+                 column_config=COSTS_COLUMNS, key="classic_costs")
+    subset = (f"The traditional models learned from **{fitted['pixels'][0].train_images:,} of the {available:,}** "
+              f"training images (a random subset, the same for all), the CNN from {m['train_images']:,}. "
+              if fitted["pixels"][0].train_images < m["train_images"] else "")
+    tested = (f"the same {scored_count:,} test images" if not test_size else
+              f"the same {scored_count:,} of the {len(data.x_test):,} test images (a random subset)")
+    st.caption(f"{subset}Every model is scored on {tested}; *predicting* is the time "
+               "for all of them. *Learned numbers* are what a model keeps after training: a kNN keeps every training "
+               "image, an SVM the images nearest its boundary (support vectors), a tree one question per split"
+               + (". On CNN features, the CNN's own weights that compute them come on top." if "cnn" in kinds else "."))
 
 
-def configs_for(kind: str, train_size: int) -> list:
-    return [classic_config(name, features=kind, hog_cell=cell if kind == "hog" else 4, dataset=data.name,
-                           train_size=0 if train_size >= available else train_size, test_size=test_size,
-                           seed=result.config.seed, cnn=model_key(result) if kind == "cnn" else "",
-                           **settings[name]) for name in MODELS]
-
-
-st.title("⚖️ Deep learning versus traditional machine learning")
-st.markdown(f"""
-Traditional models such as logistic regression, decision trees or nearest neighbours learn from
-**features** someone chose: raw pixel values, or measurements people designed by hand, like **HOG**
-(histograms of edge directions). A CNN learns its own features from the raw pixels, layer by layer.
-Here five classic scikit-learn models and your CNN face the very same **{data.name}** test images.
-""")
-
-fitted = {kind: tasks.classic_models(configs_for(kind, size), model) for kind in ["pixels", *extra]}
-fitted = {kind: found for kind, found in fitted.items() if found}  # a model that cannot fit says why and is left out
-if "pixels" not in fitted:
-    st.stop()
-kinds = list(fitted)
-session.set_classic_models(fitted["pixels"])
-cnn_probs, cnn_seconds = server.cnn_test_scores(result)
-cnn_probs, cnn_seconds = cnn_probs[scored.numpy()], cnn_seconds * len(scored) / len(data.x_test)
-cnn_accuracy = float((cnn_probs.argmax(1) == y_scored.numpy()).mean())
-
-st.subheader("Who gets the test images right, and at what cost")
-st.plotly_chart(plots.accuracy_figure([{"model": r.label, "features": FEATURES[k], "accuracy": r.test_accuracy}
-                                       for k in kinds for r in fitted[k]], cnn_accuracy), key="classic_accuracy")
-m = result.metrics
-table = [{"model": "CNN", "features": "learned from raw pixels", "training images": m["train_images"],
-          "test accuracy": cnn_accuracy, "training (s)": m["train_seconds"], "predicting (s)": cnn_seconds,
-          "learned numbers": m["params"]}]
-table += [{"model": r.label, "features": FEATURES[k], "training images": r.train_images,
-           "test accuracy": r.test_accuracy, "training (s)": r.fit_seconds, "predicting (s)": r.predict_seconds,
-           "learned numbers": r.learned_numbers} for k in kinds for r in fitted[k]]
-st.dataframe(pd.DataFrame(table), hide_index=True, height=35 * (len(table) + 1) + 3, column_config={
-    "training images": st.column_config.NumberColumn(format="localized"),
-    "test accuracy": st.column_config.NumberColumn(format="percent"),
-    "training (s)": st.column_config.NumberColumn(format="%.2f"),
-    "predicting (s)": st.column_config.NumberColumn(format="%.2f"),
-    "learned numbers": st.column_config.NumberColumn(format="localized")}, key="classic_costs")
-subset = (f"The traditional models learned from **{fitted['pixels'][0].train_images:,} of the {available:,}** "
-          f"training images (a random subset, the same for all), the CNN from {m['train_images']:,}. "
-          if fitted["pixels"][0].train_images < m["train_images"] else "")
-tested = (f"the same {len(scored):,} test images" if not test_size else
-          f"the same {len(scored):,} of the {len(data.x_test):,} test images (a random subset)")
-st.caption(f"{subset}Every model is scored on {tested}; *predicting* is the time "
-           "for all of them. *Learned numbers* are what a model keeps after training: a kNN keeps every training "
-           "image, an SVM the images nearest its boundary (support vectors), a tree one question per split"
-           + (". On CNN features, the CNN's own weights that compute them come on top." if "cnn" in kinds else "."))
-
-st.subheader("Does the deep model need more data?")
-classic_sizes = sorted({s for s in curve_sizes(available) if s < size} | {size})
-curve_configs = [c for s in classic_sizes for c in configs_for("pixels", s)]
-cnn_sizes = sorted(set(curve_sizes(available)) | set(classic_sizes))
-curves = tasks.learning_curves(result, data, curve_configs, cnn_sizes, measure=False)
-if curves or st.button("📈 Measure learning curves", key="classic_btn_curves"):
+def learning_curves(result, data, choice: Choice) -> None:
+    st.subheader("Does the deep model need more data?")
+    size, test_size, available = choice.size, choice.test_size, len(data.x_train)
+    classic_sizes = sorted({s for s in curve_sizes(available) if s < size} | {size})
+    curve_configs = [c for s in classic_sizes for c in choice.configs(result, data, "pixels", s)]
+    cnn_sizes = sorted(set(curve_sizes(available)) | set(classic_sizes))
+    curves = tasks.learning_curves(result, data, curve_configs, cnn_sizes, measure=False)
+    if not curves and not st.button("📈 Measure learning curves", key="classic_btn_curves"):
+        st.info(f"Trains every model again on {', '.join(f'{s:,}' for s in classic_sizes)} images and the CNN on up "
+                f"to {available:,}, then plots test accuracy against the amount of training data.")
+        return
     if not curves:
         tasks.learning_curves(result, data, curve_configs, cnn_sizes, measure=True)
         st.rerun()  # draw the page again without the button
@@ -118,70 +116,93 @@ if curves or st.button("📈 Measure learning curves", key="classic_btn_curves")
                f"for the traditional models, up to the {size:,} chosen in the sidebar). Small sets give the CNN "
                f"more epochs, so only the amount of data changes."
                + (f" The CNN's points are scored on all {len(data.x_test):,} test images." if test_size else ""))
-else:
-    st.info(f"Trains every model again on {', '.join(f'{s:,}' for s in classic_sizes)} images and the CNN on up to "
-            f"{available:,}, then plots test accuracy against the amount of training data.")
 
-st.subheader("Side by side on one image")
-index = chrome.pick_test_image("classic", y_scored, classes)  # a position among the scored test images
-image = data.x_test[scored[index]]
-kind = st.radio("Traditional models on", kinds, format_func=FEATURES.get, horizontal=True,
-                key="classic_side_features") if len(kinds) > 1 else "pixels"
-truth = int(y_scored[index])
-rows = [("CNN", cnn_probs)] + [(r.label, r.probabilities) for r in fitted[kind]]
-c_image, c_table = st.columns([1, 3])
-c_image.plotly_chart(plots.image_figure(image, f"true: {classes[truth]}", height=220),
-                     key="classic_image")
-c_table.dataframe(pd.DataFrame([{"model": name, "says": classes[int(p[index].argmax())],
-                                 "how sure": float(p[index].max()),
-                                 "right?": "✅" if p[index].argmax() == truth else "❌"} for name, p in rows]),
-                  hide_index=True, key="classic_votes",
-                  column_config={"how sure": st.column_config.ProgressColumn(format="percent", min_value=0,
-                                                                             max_value=1)})
-st.plotly_chart(plots.confusion_grid([(name, confusion_counts(y_scored, torch.from_numpy(probs.argmax(1)), len(classes)))
-                                       for name, probs in rows], classes), key="classic_confusion")
-st.caption("Confusion matrices: rows are the true class, columns the answer. Everything off the diagonal is a "
-           "mistake; compare which classes each model mixes up.")
 
-st.subheader("White box or black box?")
-by_model = {r.config.model: r for r in fitted["pixels"]}
-INSIDES = {"logistic": "Logistic regression", "tree": "Decision tree", "knn": "Nearest neighbours", "cnn": "CNN"}
-views = [name for key, name in INSIDES.items() if key in by_model or key == "cnn"]
-if st.session_state.get("classic_inside") not in views:
-    st.session_state.classic_inside = views[0]
-inside = st.segmented_control("Look inside", views, key="classic_inside") or views[0]  # only this one is drawn
-if inside == INSIDES["logistic"]:
-    templates = logistic_templates(by_model["logistic"].estimator, shape)
-    st.plotly_chart(plots.image_grid(plots.kernel_tiles(templates), columns=min(10, len(classes)),
-                                     labels=list(classes), tile=64), key="classic_templates")
-    st.caption("One weight per pixel and class, drawn as an image: " + ("red pixels count for the class, blue "
-               "against it" if shape[0] == 1 else "colours count for the class, their opposites against it")
-               + ". The score of a class is the sum of pixel × weight: the model is a set of templates you can read.")
-elif inside == INSIDES["tree"]:
-    tree = by_model["tree"].estimator
-    c_map, c_rules = st.columns([2, 3])
-    mean = data.x_train[:1000].mean(dim=(0, 1)).numpy()
-    c_map.plotly_chart(plots.split_pixels_figure(mean, tree_splits(tree), shape[2]), key="classic_tree_map")
-    c_rules.code(tree_rules(tree, shape, classes), language=None)
-    st.caption(f"The tree's first 7 questions, marked on the average training image (hover for the question), and "
-               f"where they lead. Pixels are 0 for black and 1 for white. Every answer is a chain of yes/no "
-               f"questions about single pixels; this tree asks up to {tree.get_depth()} of them.")
-elif inside == INSIDES["knn"]:
-    knn = by_model["knn"]
-    distances, positions = nearest_neighbours(knn.estimator, image.reshape(-1).numpy())
-    train_idx = subset_indices(available, knn.config.train_size, knn.config.seed).numpy()
-    neighbours = train_idx[positions]
-    labels = [f"'{classes[int(data.y_train[i])]}', distance {d:.1f}" for i, d in zip(neighbours, distances)]
-    st.plotly_chart(plots.image_grid([image] + [data.x_train[i] for i in neighbours],
-                                     columns=1 + len(positions), tile=80, labels=["this image"] + labels),
-                    key="classic_neighbours")
-    st.caption("The chosen test image and its nearest training images by pixel distance; they vote. You can see "
-               "exactly why it answered as it did, but it must keep every training image to do it.")
-else:
-    kernels = model.layers.conv1.weight.detach()
-    st.plotly_chart(plots.image_grid(plots.kernel_tiles(kernels), columns=min(16, len(kernels)), tile=48),
-                    key="classic_cnn_filters")
-    st.caption(f"The CNN's first-layer filters: edge detectors you can still read. But the answer comes from "
-               f"{m['params']:,} weights in {len(result.config.net.channels)} layers that build on each other; no "
-               "single weight means anything alone, which is why a CNN is called a black box. The Layers and "
-               "Filters & features pages are ways to look inside it.")
+def side_by_side(data, fitted: dict, scored: torch.Tensor, cnn_probs) -> torch.Tensor:
+    """One test image, every model's answer, and every model's confusion matrix; returns the image."""
+    st.subheader("Side by side on one image")
+    y_scored, kinds, classes = data.y_test[scored], list(fitted), data.classes
+    index = widgets.pick_test_image("classic", y_scored, classes)  # a position among the scored test images
+    image, truth = data.x_test[scored[index]], int(y_scored[index])
+    kind = st.radio("Traditional models on", kinds, format_func=FEATURES.get, horizontal=True,
+                    key="classic_side_features") if len(kinds) > 1 else "pixels"
+    rows = [("CNN", cnn_probs)] + [(r.label, r.probabilities) for r in fitted[kind]]
+    c_image, c_table = st.columns([1, 3])
+    c_image.plotly_chart(plots.image_figure(image, f"true: {classes[truth]}", height=220), key="classic_image")
+    c_table.dataframe(pd.DataFrame([{"model": name, "says": classes[int(p[index].argmax())],
+                                     "how sure": float(p[index].max()),
+                                     "right?": "✅" if p[index].argmax() == truth else "❌"} for name, p in rows]),
+                      hide_index=True, key="classic_votes", column_config={
+                          "how sure": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)})
+    st.plotly_chart(plots.confusion_grid([(name, confusion_counts(y_scored, torch.from_numpy(p.argmax(1)),
+                                                                  len(classes))) for name, p in rows], classes),
+                    key="classic_confusion")
+    st.caption("Confusion matrices: rows are the true class, columns the answer. Everything off the diagonal is a "
+               "mistake; compare which classes each model mixes up.")
+    return image
+
+
+def white_box(result, data, by_model: dict, image: torch.Tensor) -> None:
+    st.subheader("White box or black box?")
+    shape, classes = tuple(data.x_train.shape[1:]), data.classes  # (C, H, W)
+    views = [name for key, name in INSIDES.items() if key in by_model or key == "cnn"]
+    if st.session_state.get("classic_inside") not in views:
+        st.session_state.classic_inside = views[0]
+    inside = st.segmented_control("Look inside", views, key="classic_inside") or views[0]  # only this one is drawn
+    if inside == INSIDES["logistic"]:
+        templates = logistic_templates(by_model["logistic"].estimator, shape)
+        st.plotly_chart(plots.image_grid(plots.kernel_tiles(templates), columns=min(10, len(classes)),
+                                         labels=list(classes), tile=64), key="classic_templates")
+        st.caption("One weight per pixel and class, drawn as an image: " + ("red pixels count for the class, blue "
+                   "against it" if shape[0] == 1 else "colours count for the class, their opposites against it")
+                   + ". The score of a class is the sum of pixel × weight: the model is a set of templates you can "
+                   "read.")
+    elif inside == INSIDES["tree"]:
+        tree = by_model["tree"].estimator
+        c_map, c_rules = st.columns([2, 3])
+        mean, splits = data.x_train[:1000].mean(dim=(0, 1)).numpy(), tree_splits(tree)
+        c_map.plotly_chart(plots.split_pixels_figure(mean, splits, shape[2]), key="classic_tree_map")
+        c_rules.code(tree_rules(tree, shape, classes), language=None)
+        st.caption(f"The tree's first {len(splits)} questions, marked on the average training image (hover for the "
+                   f"question), and where they lead. Pixels are 0 for black and 1 for white. Every answer is a chain "
+                   f"of yes/no questions about single pixels; this tree asks up to {tree.get_depth()} of them.")
+    elif inside == INSIDES["knn"]:
+        distances, neighbours = neighbour_images(by_model["knn"], image, len(data.x_train))
+        labels = [f"'{classes[int(data.y_train[i])]}', distance {d:.1f}" for i, d in zip(neighbours, distances)]
+        st.plotly_chart(plots.image_grid([image] + [data.x_train[i] for i in neighbours],
+                                         columns=1 + len(neighbours), tile=80, labels=["this image"] + labels),
+                        key="classic_neighbours")
+        st.caption("The chosen test image and its nearest training images by pixel distance; they vote. You can see "
+                   "exactly why it answered as it did, but it must keep every training image to do it.")
+    else:
+        kernels = result.model.layers.conv1.weight.detach()
+        st.plotly_chart(plots.image_grid(plots.kernel_tiles(kernels), columns=min(16, len(kernels)), tile=48),
+                        key="classic_cnn_filters")
+        st.caption(f"The CNN's first-layer filters: edge detectors you can still read. But the answer comes from "
+                   f"{result.metrics['params']:,} weights in {len(result.config.net.channels)} layers that build on "
+                   "each other; no single weight means anything alone, which is why a CNN is called a black box. "
+                   "The Layers and Filters & features pages are ways to look inside it.")
+
+
+result, data = tasks.current_model()
+with st.sidebar:
+    choice = sidebar_settings(data)
+scored = subset_indices(len(data.x_test), choice.test_size, 0)  # the test images every model is scored on
+st.title("⚖️ Deep learning versus traditional machine learning")
+st.markdown(f"""
+Traditional models such as logistic regression, decision trees or nearest neighbours learn from
+**features** someone chose: raw pixel values, or measurements people designed by hand, like **HOG**
+(histograms of edge directions). A CNN learns its own features from the raw pixels, layer by layer.
+Here five classic scikit-learn models and your CNN face the very same **{data.name}** test images.
+""")
+fitted = {kind: tasks.classic_models(choice.configs(result, data, kind, choice.size), result.model)
+          for kind in ["pixels", *choice.extra]}
+fitted = {kind: found for kind, found in fitted.items() if found}  # a model that cannot fit says why and is left out
+if "pixels" not in fitted:
+    st.stop()
+session.set_classic_models(fitted["pixels"])
+cnn_probs, cnn_seconds, cnn_accuracy = cnn_scores_on(*server.cnn_test_scores(result), scored, data.y_test)
+costs(result, data, fitted, cnn_accuracy, cnn_seconds, len(scored), choice.test_size)
+learning_curves(result, data, choice)
+image = side_by_side(data, fitted, scored, cnn_probs)
+white_box(result, data, {r.config.model: r for r in fitted["pixels"]}, image)

@@ -5,8 +5,8 @@ import pandas as pd
 import streamlit as st
 import torch
 
-import chrome
 import tasks
+import widgets
 from layerlens import plots
 from layerlens.formatting import percent
 from layerlens.learning import (SCENARIOS, batch_indices, descend, gradient_step, layer_changes, lesson_base,
@@ -35,7 +35,7 @@ rate = c_rate.select_slider("Learning rate", [0.001, 0.01, 0.03, 0.1, 0.3, 1.0, 
                             key="learning_rate")
 batch = c_from.segmented_control("Each step learns from", [0, 32], key="learning_batch",
                                  format_func={0: "this image only", 32: "32 random training images"}.get) or 0
-index = chrome.pick_test_image("learning", data.y_train, classes, where="training set")
+index = widgets.pick_test_image("learning", data.y_train, classes, where="training set")
 image, label = data.x_train[index], data.y_train[index]
 
 state = st.session_state.get(STEPS_KEY)

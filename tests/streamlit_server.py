@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"]
+VIEWPORT = {"width": 1400, "height": 1000}
 
 
 def free_port() -> int:
@@ -49,6 +50,19 @@ def streamlit_app(env: dict[str, str], timeout: float = 60.0):
         log.close()
 
 
+@contextlib.contextmanager
+def chromium():
+    """Debian's headless Chromium driven by Playwright; yield the browser, close it on exit."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 def wait_until_idle(page, timeout_ms: int = 120_000) -> None:
     """Wait until Streamlit has finished running the script (the app root's script state is not 'running')."""
     page.wait_for_timeout(300)  # a widget's rerun request reaches the server first
@@ -66,31 +80,45 @@ def full_page_screenshot(page, path: Path, width: int = 1400) -> None:
     page.set_viewport_size({"width": width, "height": 1000})
 
 
-# Remember when anything on the page last changed; the page is drawn when changes stop.
-WATCH_CHANGES = """() => { window.lastChange = performance.now();
-  new MutationObserver(() => { window.lastChange = performance.now(); })
-    .observe(document.querySelector('[data-testid="stMain"]'),
-             {subtree: true, childList: true, attributes: true, characterData: true}); }"""
+# Remember when anything in the watched element last changed (window.lastChange, ms on the page's clock); the page is
+# drawn when changes stop. WATCH_CHANGES watches Streamlit's main area of a page already drawn (page.evaluate);
+# WATCH_DOCUMENT watches the whole document from the first moment of every page load (context.add_init_script).
+_OBSERVER = """window.lastChange = performance.now();
+new MutationObserver(() => { window.lastChange = performance.now(); })
+  .observe(%s, {subtree: true, childList: true, attributes: true, characterData: true});"""
+WATCH_CHANGES = "() => { " + _OBSERVER % "document.querySelector('[data-testid=\"stMain\"]')" + " }"
+WATCH_DOCUMENT = _OBSERVER % "document"
+
+
+def wait_until_settled(page, quiet_ms: int = 1000, timeout_ms: int = 30_000) -> float:
+    """Wait until nothing watched has changed for quiet_ms; the last change's time, in seconds on the page's clock."""
+    page.wait_for_function(f"() => performance.now() - window.lastChange > {quiet_ms}", timeout=timeout_ms)
+    return page.evaluate("() => window.lastChange") / 1000
+
+
+def drag_through(page, box: dict, points: list[tuple[float, float]]) -> None:
+    """Press the mouse at points[0] (x, y inside box, an element's bounding box) and move through the others, 10
+    moves a segment, as a hand draws or drags; the caller releases it (page.mouse.up()), after starting a clock."""
+    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+    page.mouse.down()
+    for (ax, ay), (bx, by) in zip(points, points[1:]):
+        for t in range(1, 11):
+            page.mouse.move(box["x"] + ax + (bx - ax) * t / 10, box["y"] + ay + (by - ay) * t / 10)
 
 
 def cold_and_cached_render(url: str, start_path: str, start_marker: str, link: str, marker: str) -> tuple[float, float]:
     """Seconds from clicking the sidebar link to the page's last change: first visit, then again after Home."""
-    from playwright.sync_api import sync_playwright
-
     times = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    with chromium() as browser:
+        page = browser.new_page(viewport=VIEWPORT)
         page.goto(f"{url}{start_path}")
         page.get_by_text(start_marker).first.wait_for(timeout=300_000)
         wait_until_idle(page)
         for name, text in ((link, marker), ("Home", "Right now"), (link, marker)):
             page.evaluate(WATCH_CHANGES)
-            start = page.evaluate("() => performance.now()")
+            start = page.evaluate("() => performance.now()") / 1000
             page.locator("[data-testid='stSidebar']").get_by_role("link", name=name).click()
             page.get_by_text(text).first.wait_for(timeout=300_000)
             wait_until_idle(page, 300_000)
-            page.wait_for_function("() => performance.now() - window.lastChange > 1500", timeout=60_000)
-            times.append((page.evaluate("() => window.lastChange") - start) / 1000)
-        browser.close()
+            times.append(wait_until_settled(page, 1500, 60_000) - start)
     return times[0], times[2]

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from layerlens.training import PRESET_TRAINING
-from streamlit_server import CHROMIUM, CHROMIUM_FLAGS, full_page_screenshot, streamlit_app, wait_until_idle
+from streamlit_server import (CHROMIUM, VIEWPORT, chromium, drag_through, full_page_screenshot, streamlit_app,
+                              wait_until_idle)
 
 SCREENSHOTS = Path(os.environ.get("LAYERLENS_SCREENSHOTS", Path(__file__).parent / "screenshots"))
 ERROR_BOXES = "[data-testid='stException'], [data-testid='stAlertContentError']"
@@ -30,17 +31,13 @@ def app_url(tmp_path_factory, app_model_cache):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
 def page(app_url, browser):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = browser.new_page(viewport=VIEWPORT)
     page.goto(app_url)  # Home, so that every test can start from the sidebar, alone or after the others
     wait_until_idle(page)
     return page
@@ -106,12 +103,7 @@ def test_traditional_ml_page_compares_and_measures_learning_curves(page):
 
 def draw(page, points: list[tuple[int, int]]) -> None:
     """One stroke with the mouse through points (x, y) of the page's drawing canvas, 10 moves per segment."""
-    box = page.locator("canvas").last.bounding_box()
-    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
-    page.mouse.down()
-    for (ax, ay), (bx, by) in zip(points, points[1:]):
-        for t in range(1, 11):
-            page.mouse.move(box["x"] + ax + (bx - ax) * t / 10, box["y"] + ay + (by - ay) * t / 10)
+    drag_through(page, page.locator("canvas").last.bounding_box(), points)
     page.mouse.up()
 
 
@@ -153,9 +145,7 @@ def test_abstraction_page_shows_probes_and_maps_and_the_images_behind_the_dots(p
     output_map = page.locator("[data-testid='stPlotlyChart']").last.locator(".nsewdrag").last
     output_map.scroll_into_view_if_needed()
     box = output_map.bounding_box()  # drag a selection box over the top half of the output layer's map
-    page.mouse.move(box["x"] + 5, box["y"] + 5)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] - 5, box["y"] + box["height"] / 2, steps=10)
+    drag_through(page, box, [(5, 5), (box["width"] - 5, box["height"] / 2)])
     page.mouse.up()
     page.get_by_text("test images picked").wait_for(timeout=30_000)
     wait_until_idle(page)
@@ -175,7 +165,7 @@ def test_two_students_share_the_queue_see_their_place_in_line_and_can_cancel(pag
     """Two visitors (two browser sessions) on one server: one trains, the other waits in line, sees why and how
     long, cancels, and nobody's model is lost."""
     visit(page, "Train", "Which classes get confused?", "train")  # the default model exists: both start from it
-    students = [browser.new_context(viewport={"width": 1400, "height": 1000}).new_page() for _ in range(2)]
+    students = [browser.new_context(viewport=VIEWPORT).new_page() for _ in range(2)]
     for student in students:
         student.goto(f"{app_url}/train")
         student.get_by_text("Which classes get confused?").first.wait_for(timeout=120_000)

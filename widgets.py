@@ -1,0 +1,87 @@
+"""Widgets pages share: pick a test image; draw, upload or pick the image the network reads."""
+from __future__ import annotations
+
+import secrets
+
+import streamlit as st
+import torch
+from streamlit_drawable_canvas import st_canvas
+
+from layerlens.data import ImageData, handwritten_digits
+from layerlens.inputs import canvas_image, network_input, read_upload
+from layerlens.nets import NetConfig
+
+CANVAS = dict(stroke_width=22, stroke_color="#ffffff", background_color="#000000", height=280, width=280)
+DRAW, UPLOAD, TEST_IMAGE = "Draw", "Upload a photo", "Test image"
+
+
+def pick_test_image(prefix: str, labels: torch.Tensor, classes: tuple[str, ...], where: str = "test set") -> int:
+    """Widgets to choose an image (of the test set, or the set `labels` come from) by class and example, plus a
+    random pick; returns its index."""
+    index_key, class_key = f"{prefix}_index", f"{prefix}_class"
+
+    def pick_random() -> None:
+        index = secrets.randbelow(len(labels))  # not the global random generator, which every visitor shares
+        label = int(labels[index])
+        st.session_state[class_key] = label
+        st.session_state[index_key] = int((labels[:index] == label).sum())
+
+    if index_key not in st.session_state:
+        st.session_state[index_key] = 0
+    if st.session_state.get(class_key, 0) >= len(classes):  # kept from a dataset with more classes
+        st.session_state[class_key] = 0
+    c_class, c_pick, c_random = st.columns([2, 3, 1])
+    wanted = c_class.selectbox("Class", range(len(classes)), format_func=lambda i: classes[i], key=class_key)
+    in_class = torch.nonzero(labels == wanted).flatten().tolist()
+    st.session_state[index_key] = min(st.session_state[index_key], len(in_class) - 1)
+    position = c_pick.slider(f"Example of '{classes[wanted]}' ({len(in_class)} in the {where})", 0,
+                             max(1, len(in_class) - 1), key=index_key, disabled=len(in_class) < 2)
+    c_random.button("🎲 Random", key=f"{prefix}_btn_random", on_click=pick_random)
+    return in_class[min(position, len(in_class) - 1)]
+
+
+def _own_image(prefix: str, source: str, net: NetConfig, digits: bool) -> tuple[torch.Tensor | None, bool]:
+    """The drawn or uploaded image as the network's input (None until there is one), and whether to fall back to
+    a test image meanwhile."""
+    if source == DRAW:
+        st.space("small")  # room for the canvas's own toolbar (undo, redo, clear)
+        drawing = st_canvas(**CANVAS, key=f"{prefix}_canvas", return_image_data=True)
+        picture = canvas_image(drawing.image_data if drawing is not None else None)
+        if picture is None:
+            st.info("Draw a digit in the black square with your mouse or finger.")
+            return None, False
+        try:
+            return network_input(picture, net, digits), False
+        except ValueError as err:  # painted all over: nothing stands out to read
+            st.error(str(err))
+            return None, False
+    upload = st.file_uploader("A PNG or JPEG", type=["png", "jpg", "jpeg"], key=f"{prefix}_upload")
+    if upload is None:
+        return None, True
+    try:
+        photo, notes = read_upload(upload.getvalue(), upload.name)
+        for note in notes:
+            st.caption(note)
+        st.image(photo, width=220)
+        return network_input(photo, net, digits), False
+    except ValueError as err:
+        st.error(str(err))
+        return None, True
+
+
+def choose_image(prefix: str, data: ImageData, net: NetConfig) -> torch.Tensor:
+    """Draw, upload or pick a test image; stops the page until there is an image."""
+    sources = ([DRAW] if net.in_channels == 1 and net.image_size == 28 else []) + [UPLOAD, TEST_IMAGE]
+    if st.session_state.get(f"{prefix}_source") not in sources:
+        st.session_state[f"{prefix}_source"] = sources[0]
+    source = st.segmented_control("Input", sources, key=f"{prefix}_source") or sources[0]
+    image, fallback = None, source == TEST_IMAGE
+    if source != TEST_IMAGE:
+        image, fallback = _own_image(prefix, source, net, handwritten_digits(data.name))
+    if fallback:
+        if source != TEST_IMAGE:
+            st.caption("Meanwhile, a test image:")
+        image = data.x_test[pick_test_image(prefix, data.y_test, data.classes)]
+    if image is None:
+        st.stop()
+    return image
