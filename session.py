@@ -10,12 +10,14 @@ import streamlit as st
 
 from layerlens.classic import ClassicResult
 from layerlens.jobs import Job
+from layerlens.learning import HandSteps
 from layerlens.training import TrainConfig, TrainResult
 
 MODEL_KEY = "current_model"  # the visitor's TrainResult
 CLASSIC_KEY = "classic_models"  # the visitor's latest traditional models on raw pixels (ClassicResults)
 QUEUE_JOB_KEY = "queue_job"  # the visitor's training job while it waits, so that Cancel can reach it
 CANCELLED_KEY = "queue_cancelled"  # the config key of the visitor's last cancelled training
+STEPS_KEY = "learning_steps"  # the network the visitor steps by hand on the Learning page
 
 
 def visitor_id() -> str:
@@ -72,3 +74,15 @@ def set_cancelled(config: TrainConfig | None) -> None:
         st.session_state.pop(CANCELLED_KEY, None)
     else:
         st.session_state[CANCELLED_KEY] = config.key()
+
+
+def hand_steps() -> HandSteps | None:
+    """The network the visitor steps by hand on the Learning page, if any."""
+    return st.session_state.get(STEPS_KEY)
+
+
+def set_hand_steps(steps: HandSteps | None) -> None:
+    if steps is None:
+        st.session_state.pop(STEPS_KEY, None)
+    else:
+        st.session_state[STEPS_KEY] = steps

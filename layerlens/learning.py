@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .nets import Net, NetConfig, weighted_layers
-from .training import TrainConfig
+from .training import TrainConfig, evaluate
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,6 +89,34 @@ def descend(model: Net, images: torch.Tensor, labels: torch.Tensor, learning_rat
         if not math.isfinite(losses[-1]):
             break
     return stepped, losses
+
+
+@dataclass
+class HandSteps:
+    """A network a visitor steps by hand: where it started, the model now, each step's loss and the test accuracy
+    after each batch of steps (steps taken, accuracy; NaN once the weights blew up)."""
+
+    source: tuple  # what it started from: (model key, "random" or "trained")
+    model: Net
+    losses: list[float]
+    checks: list[tuple[int, float]]
+
+    @classmethod
+    def start(cls, source: tuple, model: Net, x_test: torch.Tensor, y_test: torch.Tensor) -> "HandSteps":
+        return cls(source, model, [], [(0, evaluate(model, x_test, y_test)[1])])
+
+    @property
+    def blown(self) -> bool:
+        """Whether the last step's loss is no longer a number: the weights blew up."""
+        return bool(self.losses) and not math.isfinite(self.losses[-1])
+
+    def take(self, count: int, images: torch.Tensor, labels: torch.Tensor, learning_rate: float, batch_size: int,
+             x_test: torch.Tensor, y_test: torch.Tensor) -> None:
+        """count more steps (see descend), then score the test images."""
+        self.model, losses = descend(self.model, images, labels, learning_rate, count, batch_size,
+                                     first_step=len(self.losses))
+        self.losses = self.losses + losses
+        self.checks.append((len(self.losses), float("nan") if self.blown else evaluate(self.model, x_test, y_test)[1]))
 
 
 LESSON_IMAGES = 5000  # the "goes wrong" lessons retrain on at most this many images, so each takes seconds

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from layerlens.learning import (LESSON_IMAGES, batch_indices, descend, gradient_step, layer_changes, lesson_base,
-                                random_start)
+from layerlens.learning import (LESSON_IMAGES, HandSteps, batch_indices, descend, gradient_step, layer_changes,
+                                lesson_base, random_start)
 from layerlens.nets import weighted_layers
 from layerlens.training import evaluate
 
@@ -149,3 +149,18 @@ def test_a_tiny_training_set_and_many_epochs_overfit(digits):
     assert result.metrics["train_images"] == 50
     assert result.metrics["train_accuracy"] == 1.0
     assert result.metrics["test_accuracy"] < result.metrics["train_accuracy"] - 0.1
+
+
+def test_hand_steps_keep_every_loss_and_a_test_check_per_click_and_leave_the_start_alone(tiny_result, tiny_data):
+    x_test, y_test = tiny_data.x_test, tiny_data.y_test
+    start = {k: v.clone() for k, v in tiny_result.model.state_dict().items()}
+    steps = HandSteps.start(("key", "trained"), tiny_result.model, x_test, y_test)
+    assert steps.checks == [(0, evaluate(tiny_result.model, x_test, y_test)[1])] and not steps.blown
+    steps.take(3, tiny_data.x_train, tiny_data.y_train, 0.1, 8, x_test, y_test)
+    steps.take(2, tiny_data.x_train, tiny_data.y_train, 0.1, 8, x_test, y_test)
+    assert len(steps.losses) == 5 and [n for n, _ in steps.checks] == [0, 3, 5]
+    assert steps.checks[-1][1] == evaluate(steps.model, x_test, y_test)[1]
+    assert all(torch.equal(v, start[k]) for k, v in tiny_result.model.state_dict().items())  # shared model untouched
+    steps = HandSteps.start(("key", "random"), random_start(tiny_result.config.net, 0), x_test, y_test)
+    steps.take(50, tiny_data.x_train, tiny_data.y_train, 1e12, 0, x_test, y_test)
+    assert steps.blown and steps.checks[-1][1] != steps.checks[-1][1]  # NaN once the weights blew up

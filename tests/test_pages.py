@@ -504,13 +504,13 @@ def test_learning_page_takes_real_steps_and_breaks_learning_without_crashing(app
     for _ in range(2):
         at.button(key="learning_btn_100").click().run()
         assert_clean(at)
-    checks = at.session_state["learning_steps"]["checks"]
+    checks = at.session_state["learning_steps"].checks
     assert checks[-1][0] == 201 and checks[-1][1] > checks[0][1] + 0.3  # batches of digits teach digits
 
     at.select_slider(key="learning_rate").set_value(30.0).run()
     at.button(key="learning_btn_100").click().run()
     assert not at.exception
-    assert not np.isfinite(at.session_state["learning_steps"]["losses"][-1])  # 30 is far too high: they blew up
+    assert not np.isfinite(at.session_state["learning_steps"].losses[-1])  # 30 is far too high: they blew up
     assert at.error and at.button(key="learning_btn_100").disabled
     assert all("Start over" in e.value for e in at.error)  # the weights blew up: the page says what to do
     at.button(key="learning_btn_reset").click().run()
@@ -518,7 +518,7 @@ def test_learning_page_takes_real_steps_and_breaks_learning_without_crashing(app
     assert "steps taken" not in text(at)
     at.segmented_control(key="learning_start").set_value("trained").run()
     assert_clean(at)
-    assert at.session_state["learning_steps"]["checks"][0][1] > 0.9  # stepping on from the trained model
+    assert at.session_state["learning_steps"].checks[0][1] > 0.9  # stepping on from the trained model
 
     for name, symptom in [("too_high", "Learning rate far too high"), ("too_low", "Learning rate far too low"),
                           ("sigmoid", "Sigmoid activations"), ("overfit", "training images: 100.0%")]:
