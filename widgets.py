@@ -11,6 +11,14 @@ from layerlens.data import ImageData, handwritten_digits
 from layerlens.inputs import canvas_image, network_input, read_upload
 from layerlens.nets import NetConfig
 
+def default(key: str, value, allowed=None) -> None:
+    """The one way a widget gets its default: the visitor's value for key is set to value unless it has one (one of
+    `allowed`, when given: a value kept from another dataset or model may no longer be on offer). Widgets then
+    take only key=, never value=."""
+    if key not in st.session_state or (allowed is not None and st.session_state[key] not in allowed):
+        st.session_state[key] = value
+
+
 CANVAS = dict(stroke_width=22, stroke_color="#ffffff", background_color="#000000", height=280, width=280)
 DRAW, UPLOAD, TEST_IMAGE = "Draw", "Upload a photo", "Test image"
 
@@ -26,10 +34,8 @@ def pick_test_image(prefix: str, labels: torch.Tensor, classes: tuple[str, ...],
         st.session_state[class_key] = label
         st.session_state[index_key] = int((labels[:index] == label).sum())
 
-    if index_key not in st.session_state:
-        st.session_state[index_key] = 0
-    if st.session_state.get(class_key, 0) >= len(classes):  # kept from a dataset with more classes
-        st.session_state[class_key] = 0
+    default(index_key, 0)
+    default(class_key, 0, range(len(classes)))  # kept from a dataset with more classes
     c_class, c_pick, c_random = st.columns([2, 3, 1])
     wanted = c_class.selectbox("Class", range(len(classes)), format_func=lambda i: classes[i], key=class_key)
     in_class = torch.nonzero(labels == wanted).flatten().tolist()
@@ -72,8 +78,7 @@ def _own_image(prefix: str, source: str, net: NetConfig, digits: bool) -> tuple[
 def choose_image(prefix: str, data: ImageData, net: NetConfig) -> torch.Tensor:
     """Draw, upload or pick a test image; stops the page until there is an image."""
     sources = ([DRAW] if net.in_channels == 1 and net.image_size == 28 else []) + [UPLOAD, TEST_IMAGE]
-    if st.session_state.get(f"{prefix}_source") not in sources:
-        st.session_state[f"{prefix}_source"] = sources[0]
+    default(f"{prefix}_source", sources[0], sources)
     source = st.segmented_control("Input", sources, key=f"{prefix}_source") or sources[0]
     image, fallback = None, source == TEST_IMAGE
     if source != TEST_IMAGE:

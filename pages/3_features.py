@@ -4,12 +4,14 @@ import torch
 
 import server
 import tasks
+import widgets
 from layerlens import plots
 from layerlens.features import (TopPatches, centre_field, channel_maxima, orientation_label, settling_order,
                                 sort_by_orientation, top_patches, visualise_channels)
 
 PATCH_IMAGES = 10_000  # test images searched for top patches
 PER_PAGE = 12  # channels shown at once
+VISUALISATION_STEPS = [0, 25, 50, 100, 200]
 
 
 @server.shared_result("Searching the test images for what excites each channel…")
@@ -77,7 +79,8 @@ block = c_layer.selectbox("Block", range(1, blocks + 1), format_func=lambda b: f
 top = tops[block]
 count = top.values.shape[0]
 first = c_from.slider("First channel shown", 0, count - PER_PAGE, key="features_first") if count > PER_PAGE else 0
-steps = c_steps.select_slider("Feature-visualisation steps", [0, 25, 50, 100, 200], value=100, key="features_steps")
+widgets.default("features_steps", 100)
+steps = c_steps.select_slider("Feature-visualisation steps", VISUALISATION_STEPS, key="features_steps")
 channels = tuple(range(first, min(count, first + PER_PAGE)))
 wants = visualisations(result, net.feature_info()[block - 1].act, channels, steps) if steps else None
 tiles, labels = [], []
@@ -94,8 +97,8 @@ st.caption(f"Block {block} neurons see {top.field.size}×{top.field.size} pixels
 
 st.subheader("Training filmstrip: from noise to edge detectors")
 history = result.history
-epoch = st.slider("Epoch (0 = the random start)", 0, len(history.kernels) - 1, len(history.kernels) - 1,
-                  key="features_epoch")
+widgets.default("features_epoch", len(history.kernels) - 1, range(len(history.kernels)))
+epoch = st.slider("Epoch (0 = the random start)", 0, len(history.kernels) - 1, key="features_epoch")
 snapshot = history.kernels[epoch]
 st.plotly_chart(plots.image_grid([plots.kernel_tiles(snapshot)[i] for i in order], columns=min(12, len(order)),
                                  tile=40), key="features_filmstrip")

@@ -51,11 +51,10 @@ def sidebar_settings(data) -> Choice:
     channels, available = data.channels, len(data.x_train)
     st.subheader("Traditional models")
     sizes = [s for s in SIZES if s < available] + [available]
-    if st.session_state.get("classic_size") not in sizes:  # first visit, or kept from a bigger dataset
-        st.session_state.classic_size = min(DEFAULT_SIZE[channels], available)
+    widgets.default("classic_size", min(DEFAULT_SIZE[channels], available), sizes)  # kept from a bigger dataset?
     for key, value in ({"classic_hog_cell": HOG_CELL} | {f"classic_{name}_{k.name}": k.default
                                                          for name, spec in MODELS.items() for k in spec.knobs}).items():
-        st.session_state.setdefault(key, value)
+        widgets.default(key, value)
     size = st.select_slider("Training images", sizes, key="classic_size", format_func=lambda s: f"{s:,}",
                             help="How many training images the traditional models learn from (the same random "
                                  "ones for all five). Fewer is faster.")
@@ -146,8 +145,7 @@ def white_box(result, data, by_model: dict, image: torch.Tensor) -> None:
     st.subheader("White box or black box?")
     shape, classes = tuple(data.x_train.shape[1:]), data.classes  # (C, H, W)
     views = [name for key, name in INSIDES.items() if key in by_model or key == "cnn"]
-    if st.session_state.get("classic_inside") not in views:
-        st.session_state.classic_inside = views[0]
+    widgets.default("classic_inside", views[0], views)
     inside = st.segmented_control("Look inside", views, key="classic_inside") or views[0]  # only this one is drawn
     if inside == INSIDES["logistic"]:
         templates = logistic_templates(by_model["logistic"].estimator, shape)

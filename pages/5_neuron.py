@@ -38,21 +38,24 @@ def microscope(model, image: torch.Tensor, outputs, classes, best: int) -> None:
     layer = c_layer.selectbox("Layer", list(names), format_func=names.get, key="neuron_layer")
     block = {b.conv: b for b in net.feature_info()}.get(layer)  # None for dense and classifier
     count = outputs[layer].shape[1]
-    channel = c_channel.slider("Neuron (channel)" if block else "Neuron", 0, count - 1,
-                               min(best, count - 1) if layer == "classifier" else 0, key=f"neuron_channel_{layer}")
+    widgets.default(f"neuron_channel_{layer}", min(best, count - 1) if layer == "classifier" else 0)
+    channel = c_channel.slider("Neuron (channel)" if block else "Neuron", 0, count - 1, key=f"neuron_channel_{layer}")
     row = col = 0
     if block:
         size = outputs[layer].shape[-1]
         strongest = divmod(int(outputs[block.act][0, channel].argmax()), size)
-        row = c_row.slider("Row", 0, size - 1, strongest[0], key=f"neuron_row_{layer}_{channel}")
-        col = c_col.slider("Column", 0, size - 1, strongest[1], key=f"neuron_col_{layer}_{channel}")
+        widgets.default(f"neuron_row_{layer}_{channel}", strongest[0])
+        widgets.default(f"neuron_col_{layer}_{channel}", strongest[1])
+        row = c_row.slider("Row", 0, size - 1, key=f"neuron_row_{layer}_{channel}")
+        col = c_col.slider("Column", 0, size - 1, key=f"neuron_col_{layer}_{channel}")
     n = neuron_sum(model, image, layer, channel, row, col, outputs)
     products = n.products
     if block:
         per_map = products.sum(dim=(1, 2))  # each input map's share of the sum
         source_map = int(per_map.abs().argmax())
         if products.shape[0] > 1:
-            source_map = st.slider("Input map to show", 0, products.shape[0] - 1, source_map,
+            widgets.default(f"neuron_map_{layer}_{channel}_{row}_{col}", source_map)
+            source_map = st.slider("Input map to show", 0, products.shape[0] - 1,
                                    key=f"neuron_map_{layer}_{channel}_{row}_{col}")
         st.plotly_chart(plots.arithmetic_figure(n.inputs[source_map], n.weights[source_map]), key="neuron_arithmetic")
         if products.shape[0] > 1:
@@ -95,7 +98,8 @@ def softmax_table(logits: torch.Tensor, classes) -> None:
 def what_matters(model, image: torch.Tensor, grey: torch.Tensor, classes, best: int) -> None:
     st.subheader("What matters to this prediction")
     c_occ, c_sal = st.columns(2)
-    patch = c_occ.select_slider("Grey square (px)", OCCLUSION_SQUARES, value=6, key="neuron_patch")
+    widgets.default("neuron_patch", 6)
+    patch = c_occ.select_slider("Grey square (px)", OCCLUSION_SQUARES, key="neuron_patch")
     drops = occlusion_map(model, image, best, patch, grey)
     c_occ.image(plots.overlay_image(image, drops), width=260,
                 caption=f"where hiding a square costs '{classes[best]}' most: up to {float(drops.max()):.2%} of "

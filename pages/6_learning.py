@@ -141,7 +141,8 @@ st.markdown("A network learns by **feeding its error back**. For a training imag
 st.subheader("One step under the microscope")
 c_start, c_rate, c_from = st.columns(3)
 start = c_start.segmented_control("Start from", list(STARTS), key="learning_start", format_func=STARTS.get) or "random"
-rate = c_rate.select_slider("Learning rate", LEARNING_RATES, value=0.1, key="learning_rate")
+widgets.default("learning_rate", 0.1)
+rate = c_rate.select_slider("Learning rate", LEARNING_RATES, key="learning_rate")
 batch = c_from.segmented_control("Each step learns from", list(BATCHES), key="learning_batch",
                                  format_func=BATCHES.get) or 0
 index = widgets.pick_test_image("learning", data.y_train, classes, where="training set")

@@ -4,11 +4,13 @@ import streamlit as st
 
 import server
 import tasks
+import widgets
 from layerlens import plots
 from layerlens.abstraction import class_separation, embedding_2d, layer_features, probe_curve
 from layerlens.nets import Net
 
 PROBE_IMAGES = 1000  # test images: half fit each probe, half score it
+MAP_IMAGES = [500, 1000, 2000]  # test images on offer for the maps
 
 
 @server.shared_result("Fitting a linear probe at every layer…")
@@ -69,7 +71,8 @@ st.subheader("Maps of each layer")
 c_method, c_images = st.columns(2)
 method = c_method.segmented_control("Map", ["pca", "tsne"], format_func={"pca": "PCA (fast)", "tsne": "t-SNE"}.get,
                                     key="abstraction_method") or "pca"
-images = c_images.select_slider("Test images", [500, 1000, 2000], value=1000, key="abstraction_images")
+widgets.default("abstraction_images", 1000)
+images = c_images.select_slider("Test images", MAP_IMAGES, key="abstraction_images")
 points, scores = maps(result, method, min(images, len(data.x_test)))
 selection = st.session_state.get("abstraction_maps")
 picked = list(dict.fromkeys(int(p["customdata"]) for p in (selection.selection.points if selection else [])))
