@@ -20,6 +20,14 @@ CANCELLED_KEY = "queue_cancelled"  # the config key of the visitor's last cancel
 STEPS_KEY = "learning_steps"  # the network the visitor steps by hand on the Learning page
 
 
+def _keep(key: str, value) -> None:
+    """Store value under key, or forget key for None."""
+    if value is None:
+        st.session_state.pop(key, None)
+    else:
+        st.session_state[key] = value
+
+
 def visitor_id() -> str:
     """This visitor (browser tab): who a training job is for."""
     if "visitor_id" not in st.session_state:
@@ -57,10 +65,7 @@ def waiting_job() -> Job | None:
 
 
 def set_waiting_job(job: Job | None) -> None:
-    if job is None:
-        st.session_state.pop(QUEUE_JOB_KEY, None)
-    else:
-        st.session_state[QUEUE_JOB_KEY] = job
+    _keep(QUEUE_JOB_KEY, job)
 
 
 def cancelled(config: TrainConfig) -> bool:
@@ -70,10 +75,7 @@ def cancelled(config: TrainConfig) -> bool:
 
 def set_cancelled(config: TrainConfig | None) -> None:
     """Remember (or, with None, forget) the config whose training the visitor cancelled."""
-    if config is None:
-        st.session_state.pop(CANCELLED_KEY, None)
-    else:
-        st.session_state[CANCELLED_KEY] = config.key()
+    _keep(CANCELLED_KEY, config and config.key())
 
 
 def hand_steps() -> HandSteps | None:
@@ -82,7 +84,4 @@ def hand_steps() -> HandSteps | None:
 
 
 def set_hand_steps(steps: HandSteps | None) -> None:
-    if steps is None:
-        st.session_state.pop(STEPS_KEY, None)
-    else:
-        st.session_state[STEPS_KEY] = steps
+    _keep(STEPS_KEY, steps)

@@ -5,7 +5,6 @@ import secrets
 
 import streamlit as st
 import torch
-from streamlit_drawable_canvas import st_canvas
 
 from layerlens.data import ImageData, handwritten_digits
 from layerlens.inputs import canvas_image, network_input, read_upload
@@ -50,6 +49,8 @@ def _own_image(prefix: str, source: str, net: NetConfig, digits: bool) -> tuple[
     """The drawn or uploaded image as the network's input (None until there is one), and whether to fall back to
     a test image meanwhile."""
     if source == DRAW:
+        from streamlit_drawable_canvas import st_canvas  # a component: only where a page draws, inside the server
+
         st.space("small")  # room for the canvas's own toolbar (undo, redo, clear)
         drawing = st_canvas(**CANVAS, key=f"{prefix}_canvas", return_image_data=True)
         picture = canvas_image(drawing.image_data if drawing is not None else None)

@@ -21,7 +21,7 @@ ENTRY_POINTS = {
     "python": "pass",  # the interpreter alone, to subtract
     "torch": "import torch",
     "cli (python -m layerlens)": "import layerlens.__main__",
-    "app start (server, session)": "import server, session",
+    "app start (every page's shared modules)": "import chrome, server, session, tasks, widgets, train_form",
     "Train page": "import layerlens.plots, layerlens.checkpoints, layerlens.inspection",
     "Traditional ML page (and its scikit-learn)": "import layerlens.classic; layerlens.classic.MODELS['svm'].build(0, C=1)",
     "Abstraction page": "import layerlens.abstraction",

@@ -118,18 +118,25 @@ class ByteCache:
         with self._lock:
             return key in self._dropped
 
+    def _hit(self, key: Hashable) -> Lookup | None:
+        """The kept value for key, now the most recently used (call with the lock held); None when missing."""
+        if key not in self._items:
+            return None
+        self._items.move_to_end(key)
+        return Lookup(self._items[key][0])
+
     def get_or_compute(self, key: Hashable, compute: Callable[[], Any]) -> Lookup:
         """The value for key, computing it (once, however many threads ask) when it is missing."""
         with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return Lookup(self._items[key][0])
+            found = self._hit(key)
+            if found is not None:
+                return found
             gate = self._computing.setdefault(key, threading.Lock())
         with gate:  # the first thread computes; the others wait here and then find the value
             with self._lock:
-                if key in self._items:
-                    self._items.move_to_end(key)
-                    return Lookup(self._items[key][0])
+                found = self._hit(key)
+                if found is not None:
+                    return found
                 recomputed = key in self._dropped
             try:
                 value = compute()

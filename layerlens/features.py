@@ -139,13 +139,6 @@ def pre_activation(model: Net, layer: str) -> str:
     return block.pre_activation if layer == block.act else layer
 
 
-@torch.no_grad()
-def channel_activation(model: Net, layer: str, images: torch.Tensor, channels: list[int]) -> torch.Tensor:
-    """Value of the centre unit of channels[i] on images[i] at layer (what visualise_channels maximises)."""
-    out = _prefix(model, layer).eval()(images)
-    return out[torch.arange(len(channels)), torch.tensor(channels), out.shape[2] // 2, out.shape[3] // 2]
-
-
 def centre_field(model: Net, layer: str, images: torch.Tensor) -> torch.Tensor:
     """Crop images (n, C, H, W) to the receptive field of layer's centre unit: what that neuron sees."""
     block = model.config.block_of(layer)

@@ -8,9 +8,12 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from .colours import NEGATIVE_COLOUR, POSITIVE_COLOUR, SIGNED_SCALE
+from .images import enlarged_rgb
 from .training import History
 
 FONT = dict(size=13)
+PAGE_WIDTH = 900  # px a full-width figure is assumed to get (wide layout, a laptop screen): sets mosaics' heights
 
 
 def _margins(title: str | None) -> dict:
@@ -26,6 +29,11 @@ def _figure(trace, height: int, title: str | None = None, **layout) -> go.Figure
     """One trace in a figure laid out in one go: updating a built figure (update_layout, update_xaxes) costs
     plotly three times as much, and the Layers page builds six of these on every rerun for every visitor."""
     return go.Figure(trace, layout=dict(height=height, **_margins(title), **layout))
+
+
+def _signed_colours(values: np.ndarray) -> np.ndarray:
+    """One bar colour per value: the signed convention's red at or above zero, its blue below."""
+    return np.where(values >= 0, POSITIVE_COLOUR, NEGATIVE_COLOUR)
 
 
 HIDDEN = dict(visible=False)
@@ -52,7 +60,7 @@ def feature_grid(maps: torch.Tensor, title: str | None = None, max_channels: int
     lo, hi = float(maps.min()), float(maps.max())
     if lo < 0:
         bound = max(abs(lo), abs(hi), 1e-6)
-        scale = dict(colorscale="RdBu_r", zmin=-bound, zmax=bound, zmid=0)
+        scale = dict(colorscale=SIGNED_SCALE, zmin=-bound, zmax=bound, zmid=0)
     else:
         scale = dict(colorscale="Viridis", zmin=0, zmax=max(hi, 1e-6))
     heat = go.Heatmap(z=mosaic, customdata=channel, hoverongaps=False, **scale,
@@ -76,7 +84,7 @@ def image_figure(image: torch.Tensor, title: str | None = None, height: int = 26
 def vector_figure(values: torch.Tensor, title: str | None = None) -> go.Figure:
     """A 1-D activation vector (a dense layer) as bars, one per neuron."""
     v = values.detach().float().cpu().flatten().numpy()
-    bars = go.Bar(x=np.arange(len(v)), y=v, marker_color=np.where(v >= 0, "#1f77b4", "#d62728"),
+    bars = go.Bar(x=np.arange(len(v)), y=v, marker_color=_signed_colours(v),
                   hovertemplate="neuron %{x}<br>%{y:.3f}<extra></extra>")
     return _figure(bars, 220, title, xaxis=dict(title="neuron"), yaxis=dict(title="activation"))
 
@@ -141,16 +149,8 @@ def architecture_figure(rows: list[dict]) -> go.Figure:
     return _layout(fig, 120)
 
 
-def enlarged_rgb(tile: torch.Tensor, size: int) -> np.ndarray:
-    """(C, h, w) in [0, 1] → (size, size, 3) uint8, enlarged with nearest neighbours so pixels stay sharp."""
-    tile = tile.detach().float().cpu().clamp(0, 1)
-    tile = torch.nn.functional.interpolate(tile[None], size=(size, size), mode="nearest")[0]
-    tile = tile.expand(3, -1, -1) if tile.shape[0] == 1 else tile
-    return (tile.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
-
-
 def image_grid(tiles: list[torch.Tensor], columns: int, labels: list[str] | None = None, title: str | None = None,
-               tile: int = 32, gap: int = 3, width: int = 900) -> go.Figure:
+               tile: int = 32, gap: int = 3, width: int = PAGE_WIDTH) -> go.Figure:
     """Images (each (C, h, w) in [0, 1], any sizes) as one mosaic: every tile enlarged to tile×tile pixels."""
     rows = math.ceil(len(tiles) / columns)
     step, row_step = tile + gap, tile + (max(gap, 14) if labels else gap)  # room for a label under each row
@@ -169,29 +169,6 @@ def image_grid(tiles: list[torch.Tensor], columns: int, labels: list[str] | None
     fig.update_yaxes(visible=False, scaleanchor="x")
     height = int(min(1400, max(120, width * mosaic.shape[0] / mosaic.shape[1]))) + (40 if title else 10)
     return _layout(fig, height, title)
-
-
-def stretch(image: torch.Tensor) -> torch.Tensor:
-    """Contrast-stretch an image to the full [0, 1] range, so faint patterns show."""
-    lo, hi = image.min(), image.max()
-    return (image - lo) / (hi - lo).clamp_min(1e-8)
-
-
-def kernel_tiles(kernels: torch.Tensor, shared: bool = False) -> list[torch.Tensor]:
-    """Kernels (C_out, C_in, k, k) as displayable RGB tiles, each on its own scale symmetric around zero
-    (or, shared, all on one scale, so that big and small ones show as such: for gradients and updates).
-
-    Colour input: the kernel's own colours, mid-grey = 0. Grey input: a diverging scale, white = 0,
-    red positive, blue negative.
-    """
-    from matplotlib import colormaps
-
-    scale = (kernels.abs().max() if shared else kernels.abs().amax(dim=(1, 2, 3), keepdim=True)).clamp_min(1e-8)
-    tiles = (kernels / (2 * scale) + 0.5).detach().cpu()  # its shape is what matters, not its size
-    if kernels.shape[1] == 3:
-        return list(tiles)
-    rgb = colormaps["RdBu_r"](tiles[:, 0].numpy())[..., :3]  # (C_out, k, k, 3)
-    return list(torch.from_numpy(rgb).float().permute(0, 3, 1, 2))
 
 
 def settling_figure(history: History) -> go.Figure:
@@ -279,7 +256,7 @@ def depth_figure(columns: list[tuple[str, list[torch.Tensor]]], per_row: int = 3
         fig.update_xaxes(visible=False, row=1, col=i)
         fig.update_yaxes(visible=False, scaleanchor=f"x{i if i > 1 else ''}", row=1, col=i)
     rows = math.ceil(max(len(t) for _, t in columns) / per_row)
-    column_width = 900 / len(columns)  # the page's width shared by the columns
+    column_width = PAGE_WIDTH / len(columns)  # the page's width shared by the columns
     return _layout(fig, int(60 + column_width * rows / per_row), title=" ")
 
 
@@ -371,7 +348,7 @@ def arithmetic_figure(inputs: torch.Tensor, weights: torch.Tensor) -> go.Figure:
     for col, values in enumerate((inputs, weights, products), start=1):
         v = values.detach().cpu().numpy()
         bound = max(float(np.abs(v).max()), 1e-6)
-        fig.add_trace(go.Heatmap(z=v, colorscale="RdBu_r", zmin=-bound, zmax=bound, showscale=False,
+        fig.add_trace(go.Heatmap(z=v, colorscale=SIGNED_SCALE, zmin=-bound, zmax=bound, showscale=False,
                                  texttemplate="%{z:.2f}", hovertemplate="%{z:.4f}<extra></extra>"),
                       row=1, col=col)
     fig.update_xaxes(visible=False)
@@ -382,7 +359,7 @@ def arithmetic_figure(inputs: torch.Tensor, weights: torch.Tensor) -> go.Figure:
 def contribution_figure(values: torch.Tensor, labels: list[str], title: str) -> go.Figure:
     """Signed contributions (bars): how much each input adds to or takes from a neuron's sum."""
     v = values.detach().cpu().numpy()
-    fig = go.Figure(go.Bar(x=labels, y=v, marker_color=np.where(v >= 0, "#d62728", "#1f77b4"),
+    fig = go.Figure(go.Bar(x=labels, y=v, marker_color=_signed_colours(v),
                            hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
     fig.update_xaxes(type="category")
     fig.update_yaxes(title="adds to the sum")
@@ -402,20 +379,6 @@ def activation_figure(activation: torch.nn.Module, name: str, value: float) -> g
     fig.update_yaxes(title=f"{name}(x)")
     fig.update_layout(showlegend=False)
     return _layout(fig, 260)
-
-
-def overlay_image(image: torch.Tensor, heat: torch.Tensor, size: int = 224) -> np.ndarray:
-    """A heat map (H, W) laid over its image (C, H, W) as one RGB picture (size, size, 3), uint8: the image in
-    grey, the heat (scaled to its own maximum) in red-yellow on top, so the hot parts show where they are."""
-    from matplotlib import colormaps
-
-    grey = image.detach().float().cpu().mean(0, keepdim=True)  # (1, H, W)
-    h = heat.detach().float().cpu().clamp_min(0)
-    h = (h / h.max().clamp_min(1e-8)).numpy()
-    colour = torch.from_numpy(colormaps["hot"](1 - h)[..., :3]).float().permute(2, 0, 1)  # hot = dark red…white
-    alpha = torch.from_numpy(0.75 * h).float()[None]
-    mixed = (1 - alpha) * grey.expand(3, -1, -1) * 0.8 + alpha * colour
-    return enlarged_rgb(mixed, size)
 
 
 def probe_figure(curves: dict[str, dict[str, float]], chance: float) -> go.Figure:

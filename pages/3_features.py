@@ -8,6 +8,7 @@ import widgets
 from layerlens import plots
 from layerlens.features import (TopPatches, centre_field, channel_maxima, orientation_label, settling_order,
                                 sort_by_orientation, top_patches, visualise_channels)
+from layerlens.images import kernel_tiles, stretch
 
 PATCH_IMAGES = 10_000  # test images searched for top patches
 PER_PAGE = 12  # channels shown at once
@@ -53,7 +54,7 @@ st.caption("Each row is one channel, each tile a test image where it fired harde
 st.subheader("First-layer kernels: edge detectors")
 kernels = model.layers.conv1.weight.detach()
 order = sort_by_orientation(kernels)
-st.plotly_chart(plots.image_grid([plots.kernel_tiles(kernels)[i] for i in order], columns=min(12, len(order)),
+st.plotly_chart(plots.image_grid([kernel_tiles(kernels)[i] for i in order], columns=min(12, len(order)),
                                  labels=[orientation_label(kernels[i]) for i in order], tile=40),
                 key="features_kernels")
 st.caption("Each tile is one kernel's weights: " + ("its colours are the colours it weighs up, mid-grey is 0. "
@@ -85,7 +86,7 @@ channels = tuple(range(first, min(count, first + PER_PAGE)))
 wants = visualisations(result, net.feature_info()[block - 1].act, channels, steps) if steps else None
 tiles, labels = [], []
 for c in channels:
-    tiles += ([plots.stretch(wants[c - first])] if wants is not None else []) + [top.patches[c, j] for j in range(9)]
+    tiles += ([stretch(wants[c - first])] if wants is not None else []) + [top.patches[c, j] for j in range(9)]
     labels += ([f"ch {c} wants"] if wants is not None else []) + [f"ch {c}" if j == 0 else "" for j in range(9)]
 st.plotly_chart(plots.image_grid(tiles, columns=10 if wants is not None else 9, labels=labels, tile=40),
                 key="features_patches")
@@ -100,7 +101,7 @@ history = result.history
 widgets.default("features_epoch", len(history.kernels) - 1, range(len(history.kernels)))
 epoch = st.slider("Epoch (0 = the random start)", 0, len(history.kernels) - 1, key="features_epoch")
 snapshot = history.kernels[epoch]
-st.plotly_chart(plots.image_grid([plots.kernel_tiles(snapshot)[i] for i in order], columns=min(12, len(order)),
+st.plotly_chart(plots.image_grid([kernel_tiles(snapshot)[i] for i in order], columns=min(12, len(order)),
                                  tile=40), key="features_filmstrip")
 st.plotly_chart(plots.settling_figure(history), key="features_settling")
 order = settling_order(history, net)

@@ -12,6 +12,7 @@ import widgets
 from layerlens import plots
 from layerlens.classic import (FEATURES, HOG_CELL, HOG_CELLS, MODELS, classic_config, cnn_scores_on, curve_sizes,
                                logistic_templates, neighbour_images, read_curves, tree_rules, tree_splits)
+from layerlens.images import kernel_tiles
 from layerlens.inspection import confusion_counts
 from layerlens.training import model_key, subset_indices
 
@@ -149,7 +150,7 @@ def white_box(result, data, by_model: dict, image: torch.Tensor) -> None:
     inside = st.segmented_control("Look inside", views, key="classic_inside") or views[0]  # only this one is drawn
     if inside == INSIDES["logistic"]:
         templates = logistic_templates(by_model["logistic"].estimator, shape)
-        st.plotly_chart(plots.image_grid(plots.kernel_tiles(templates), columns=min(10, len(classes)),
+        st.plotly_chart(plots.image_grid(kernel_tiles(templates), columns=min(10, len(classes)),
                                          labels=list(classes), tile=64), key="classic_templates")
         st.caption("One weight per pixel and class, drawn as an image: " + ("red pixels count for the class, blue "
                    "against it" if shape[0] == 1 else "colours count for the class, their opposites against it")
@@ -174,7 +175,7 @@ def white_box(result, data, by_model: dict, image: torch.Tensor) -> None:
                    "exactly why it answered as it did, but it must keep every training image to do it.")
     else:
         kernels = result.model.layers.conv1.weight.detach()
-        st.plotly_chart(plots.image_grid(plots.kernel_tiles(kernels), columns=min(16, len(kernels)), tile=48),
+        st.plotly_chart(plots.image_grid(kernel_tiles(kernels), columns=min(16, len(kernels)), tile=48),
                         key="classic_cnn_filters")
         st.caption(f"The CNN's first-layer filters: edge detectors you can still read. But the answer comes from "
                    f"{result.metrics['params']:,} weights in {len(result.config.net.channels)} layers that build on "

@@ -10,6 +10,7 @@ import widgets
 from layerlens import plots
 from layerlens.attribution import knocked_out_probabilities, occlusion_map, saliency_map
 from layerlens.formatting import sure
+from layerlens.images import enlarged_rgb, overlay_image
 from layerlens.inspection import layer_outputs, neuron_layers, neuron_sum, softmax_steps
 
 OCCLUSION_SQUARES = [3, 4, 6, 8, 10]  # px
@@ -101,10 +102,10 @@ def what_matters(model, image: torch.Tensor, grey: torch.Tensor, classes, best: 
     widgets.default("neuron_patch", 6)
     patch = c_occ.select_slider("Grey square (px)", OCCLUSION_SQUARES, key="neuron_patch")
     drops = occlusion_map(model, image, best, patch, grey)
-    c_occ.image(plots.overlay_image(image, drops), width=260,
+    c_occ.image(overlay_image(image, drops), width=260,
                 caption=f"where hiding a square costs '{classes[best]}' most: up to {float(drops.max()):.2%} of "
                         "its probability")
-    c_sal.image(plots.overlay_image(image, saliency_map(model, image, best)), width=260,
+    c_sal.image(overlay_image(image, saliency_map(model, image, best)), width=260,
                 caption=f"pixels the '{classes[best]}' score reacts to most")
     st.caption("Left: a grey square slides over the image and we measure how much the probability of the answer "
                "drops; red is where hiding matters. Right: the gradient, how much the score changes when one pixel "
@@ -144,7 +145,7 @@ with c_in:
 outputs = layer_outputs(model, image[None])
 probs = outputs["classifier"][0].softmax(0)
 best = int(probs.argmax())
-c_seen.image(plots.enlarged_rgb(image, 224), caption=f"what the network sees: {'×'.join(map(str, image.shape))}",
+c_seen.image(enlarged_rgb(image, 224), caption=f"what the network sees: {'×'.join(map(str, image.shape))}",
              width=200)
 c_seen.markdown(f"### The network is {sure(probs, classes)}")
 prediction(image, probs, classes, data.name)

@@ -8,6 +8,7 @@ import tasks
 import widgets
 from layerlens import plots
 from layerlens.formatting import percent, plural
+from layerlens.images import enlarged_rgb, kernel_tiles
 from layerlens.learning import (SCENARIOS, HandSteps, batch_indices, gradient_step, layer_changes, lesson_base,
                                 random_start)
 from layerlens.training import model_key
@@ -30,7 +31,7 @@ def one_step(steps: HandSteps, image: torch.Tensor, label: int, classes, taught:
     with torch.no_grad():
         before, after = steps.model(image[None]).softmax(1)[0], report.model(image[None]).softmax(1)[0]
     c_image, c_probs, c_loss = st.columns([1, 3, 1])
-    c_image.image(plots.enlarged_rgb(image, 160), caption=f"a training image labelled '{classes[label]}'")
+    c_image.image(enlarged_rgb(image, 160), caption=f"a training image labelled '{classes[label]}'")
     c_probs.plotly_chart(plots.before_after_figure(before, after, classes, label), key="learning_probs")
     what = "this image" if not batch else f"these {batch} images"
     c_loss.metric(f"Loss on {what}", f"{report.loss_after:.3f}", f"{report.loss_after - report.loss_before:+.3f}",
@@ -46,9 +47,9 @@ def one_step(steps: HandSteps, image: torch.Tensor, label: int, classes, taught:
                     "(classifier) and is passed back layer by layer; each layer scales it on the way.")
     kernels = steps.model.layers.conv1.weight.detach()  # (C_out, C_in, k, k), before the step
     columns = min(16, len(kernels))
-    c_kernels.plotly_chart(plots.image_grid(plots.kernel_tiles(kernels), columns, tile=28, title="first-layer "
+    c_kernels.plotly_chart(plots.image_grid(kernel_tiles(kernels), columns, tile=28, title="first-layer "
                                             "kernels now"), key="learning_kernels")
-    c_kernels.plotly_chart(plots.image_grid(plots.kernel_tiles(report.gradients["conv1"], shared=True), columns,
+    c_kernels.plotly_chart(plots.image_grid(kernel_tiles(report.gradients["conv1"], shared=True), columns,
                                             tile=28, title="their gradients (one scale for all)"),
                            key="learning_kernel_gradients")
     c_kernels.caption("Red: the loss grows if this weight grows, so the step lowers it; blue: the opposite. "

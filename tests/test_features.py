@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 import torch
 
-from layerlens.features import (ReceptiveField, centre_field, channel_activation, channel_maxima, crop,
+from layerlens.features import (ReceptiveField, centre_field, channel_maxima, crop,
                                 kernel_orientation, orientation_label, receptive_fields, sort_by_orientation,
                                 settling_order, top_patches, visualise_channels)
 from layerlens.inspection import layer_outputs
@@ -15,6 +15,12 @@ from layerlens.training import History
 
 VERTICAL = torch.tensor([[-1.0, 0.0, 1.0]] * 3)  # responds to a dark-to-light change from left to right
 HORIZONTAL = VERTICAL.T
+
+
+def channel_activation(model: Net, layer: str, images: torch.Tensor, channels: list[int]) -> torch.Tensor:
+    """Value of the centre unit of channels[i] on images[i] at layer (what visualise_channels maximises)."""
+    out = layer_outputs(model, images)[layer]
+    return out[torch.arange(len(channels)), torch.tensor(channels), out.shape[2] // 2, out.shape[3] // 2]
 
 
 def net(**kw) -> NetConfig:

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from layerlens import plots
+from layerlens.colours import NEGATIVE_COLOUR, POSITIVE_COLOUR, SIGNED_SCALE
 from layerlens.inspection import confusion_matrix, layer_table
 from layerlens.training import History
 
@@ -18,6 +19,11 @@ def channel_values(fig: go.Figure, channel: int) -> np.ndarray:
     heat = fig.data[0]
     z, owner = np.asarray(heat.z, dtype=float), np.asarray(heat.customdata)
     return z[owner == channel]
+
+
+def reddish(colour: str) -> bool:
+    """A '#rrggbb' colour with more red than blue in it."""
+    return int(colour[1:3], 16) > int(colour[5:7], 16)
 
 
 def test_feature_grid_holds_every_channel_on_a_zero_centred_scale():
@@ -96,6 +102,18 @@ def test_vector_figure_has_one_bar_per_neuron_coloured_by_sign():
     assert colours[1] != colours[0] and colours[0] == colours[2] == colours[3]
 
 
+def test_signed_values_look_the_same_in_every_figure():
+    """Red above zero, blue below, on every page: bars, feature maps and the neuron's arithmetic."""
+    values = torch.tensor([0.5, -1.0])
+    for fig in (plots.vector_figure(values), plots.contribution_figure(values, ["a", "b"], "products")):
+        assert list(fig.data[0].marker.color) == [POSITIVE_COLOUR, NEGATIVE_COLOUR]
+    assert plots.feature_grid(torch.randn(4, 5, 5)).data[0].colorscale == SIGNED_SCALE
+    arithmetic = plots.arithmetic_figure(torch.rand(3, 3), torch.randn(3, 3))
+    assert all(heat.colorscale == SIGNED_SCALE for heat in arithmetic.data)
+    assert reddish(POSITIVE_COLOUR) and reddish(SIGNED_SCALE[-1][1])  # as the captions say: red above zero,
+    assert not reddish(NEGATIVE_COLOUR) and not reddish(SIGNED_SCALE[0][1])  # blue below
+
+
 def test_probability_figure_highlights_the_most_likely_class():
     probs = torch.tensor([0.1, 0.15, 0.6, 0.15])
     classes = ("cat", "dog", "ship", "frog")
@@ -161,21 +179,6 @@ def test_image_grid_places_every_tile_and_keeps_pixels_sharp():
     assert [a.text for a in fig.layout.annotations] == ["a", "c"]
 
 
-def test_kernel_tiles_put_zero_at_mid_grey_and_keep_colour():
-    kernels = torch.tensor([[[[-2.0, 0.0, 2.0]] * 3] * 3])  # (1, 3, 3, 3)
-    tile = plots.kernel_tiles(kernels)[0]
-    assert tile.shape == (3, 3, 3) and tile[0, 0].tolist() == [0.0, 0.5, 1.0]
-    grey = plots.kernel_tiles(kernels[:, :1])[0]  # diverging: blue below zero, white at zero, red above
-    assert grey.shape == (3, 3, 3)
-    negative, zero, positive = grey[:, 0, 0], grey[:, 0, 1], grey[:, 0, 2]
-    assert negative[2] > negative[0] and positive[0] > positive[2] and zero.min() > 0.9
-
-
-def test_stretch_uses_the_full_range():
-    out = plots.stretch(torch.tensor([0.4, 0.5, 0.6]))
-    assert out.min() == 0 and out.max() == 1
-
-
 def test_weight_change_and_depth_figures():
     fig = plots.settling_figure(History(distance_to_final={"conv1": [0.3, 0.1, 0.0], "dense": [0.5, 0.2, 0.0]}))
     assert [t.name for t in fig.data] == ["conv1", "dense"] and list(fig.data[0].x) == [0, 1, 2]
@@ -183,13 +186,6 @@ def test_weight_change_and_depth_figures():
                                 ("block 2: 8×8 px", [torch.rand(3, 8, 8)] * 6)])
     assert len(depth.data) == 2 and all(t.type == "image" for t in depth.data)
     assert [a.text for a in depth.layout.annotations] == ["block 1: 3×3 px", "block 2: 8×8 px"]
-
-
-def test_shared_kernel_tiles_keep_big_and_small_apart():
-    kernels = torch.tensor([[[[1.0, 0.0]]], [[[0.1, 0.0]]]])  # (2, 1, 1, 2): one kernel ten times the other
-    own, shared = plots.kernel_tiles(kernels), plots.kernel_tiles(kernels, shared=True)
-    assert torch.allclose(own[0], own[1])  # each on its own scale they look the same
-    assert not torch.allclose(shared[0], shared[1]) and shared[1][:, 0, 0].min() > shared[0][:, 0, 0].min()
 
 
 def test_gradient_norm_figure_averages_windows_and_skips_what_a_log_axis_cannot_show():
