@@ -26,7 +26,8 @@ PAGES = (
     PageInfo("pages/3_features.py", "Filters & features", "🔎", "what each channel has learned"),
     PageInfo("pages/4_classic.py", "Traditional ML", "⚖️", "five classic models against the CNN, measured"),
     PageInfo("pages/5_neuron.py", "One neuron", "🔢", "draw a digit, follow the arithmetic to the answer"),
-    PageInfo("pages/6_learning.py", "Learning", "📉", "the error fed back, one step at a time; and when it goes wrong"),
+    PageInfo("pages/6_learning.py", "Learning", "📉",
+             "the error fed back, one step at a time; and when it goes wrong"),
     PageInfo("pages/7_abstraction.py", "Abstraction", "🪜", "how separable the classes are at each layer"),
 )
 KEPT_WIDGETS = ("train_", "classic_")  # pages whose settings survive a visit to another page

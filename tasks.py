@@ -157,7 +157,8 @@ def _cnn_on(result: TrainResult, data: ImageData, size: int, train: bool = True)
     return train_with_progress(config, data) if train else server.model_cache().get(config)
 
 
-def data_size_curve(result: TrainResult, data: ImageData, sizes: list[int], measure: bool) -> list[tuple[int, float]] | None:
+def data_size_curve(result: TrainResult, data: ImageData, sizes: list[int],
+                    measure: bool) -> list[tuple[int, float]] | None:
     """Test accuracy of the visitor's CNN recipe on each of `sizes` training images: from the model cache when every
     size is there, else measured (with a progress bar) only when measure is true."""
     cached = [_cnn_on(result, data, size, train=False) for size in sizes]

@@ -152,6 +152,16 @@ def model_key(result: TrainResult) -> str:
     return key
 
 
+def model_at_epoch(result: TrainResult, epoch: int | None) -> Net:
+    """The network as it was after `epoch` (0: its random start), from the states its history kept; None: the trained
+    model itself. KeyError for an epoch whose state was not kept (see History.states)."""
+    if epoch is None:
+        return result.model
+    model = Net(result.config.net).eval()
+    model.load_state_dict(result.history.states[epoch])
+    return model
+
+
 def training_problem(result: TrainResult) -> str | None:
     """What went wrong in words, when training diverged or the network ends no better than guessing."""
     if result.diverged:

@@ -75,7 +75,8 @@ def microscope(model, image: torch.Tensor, outputs, classes, best: int) -> None:
     st.markdown(f"**{names[layer]}, {where}.**  \n"
                 f"Sum of the {products.numel()} products = **{float(products.sum()):.3f}**; plus the bias "
                 f"**{n.bias:+.3f}** = **{n.total:.3f}**"
-                + (f"; through {net.activation}: **{n.output:.3f}**: it **{'fires' if n.output > 0 else 'stays silent'}**."
+                + (f"; through {net.activation}: **{n.output:.3f}**: it "
+                   f"**{'fires' if n.output > 0 else 'stays silent'}**."
                    if layer != "classifier" else f": the score (logit) of **{classes[channel]}**."))
     if n.folded:
         st.caption("This layer is followed by batch-norm, which only rescales and shifts each channel; here it is "

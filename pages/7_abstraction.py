@@ -7,7 +7,7 @@ import tasks
 import widgets
 from layerlens import plots
 from layerlens.abstraction import class_separation, embedding_2d, layer_features, probe_curve
-from layerlens.nets import Net
+from layerlens.training import model_at_epoch
 
 PROBE_IMAGES = 1000  # test images: half fit each probe, half score it
 MAP_IMAGES = [500, 1000, 2000]  # test images on offer for the maps
@@ -17,12 +17,8 @@ MAP_IMAGES = [500, 1000, 2000]  # test images on offer for the maps
 def probes(result, epoch: int | None) -> dict[str, float]:
     """Probe accuracy per layer for the model after `epoch` (None: trained to the end; 0: its random start)."""
     data = server.dataset(result.config.dataset)
-    model = result.model
-    if epoch is not None:
-        model = Net(result.config.net).eval()
-        model.load_state_dict(result.history.states[epoch])
     images, labels = data.x_test[:PROBE_IMAGES], data.y_test[:PROBE_IMAGES].numpy()
-    return probe_curve(layer_features(model, images), labels)
+    return probe_curve(layer_features(model_at_epoch(result, epoch), images), labels)
 
 
 @server.shared_result("Drawing a map of every layer…")
@@ -34,58 +30,66 @@ def maps(result, method: str, images: int) -> tuple[dict[str, np.ndarray], dict[
             {name: class_separation(rows, labels) for name, rows in features.items()})
 
 
+def probe_curves(result, data) -> None:
+    """Linear-probe accuracy at every layer: trained, at its random start, and after the epochs in between."""
+    st.subheader("A straight line at every layer")
+    states = result.history.states
+    curves = {"trained": probes(result, None)}
+    if 0 in states:
+        curves["random weights (before training)"] = probes(result, 0)
+    st.plotly_chart(plots.probe_figure(curves, 1 / data.num_classes), key="abstraction_probes")
+    trained, untrained = curves["trained"], curves.get("random weights (before training)")
+    layers = list(trained)
+    st.markdown(f"Trained network: **{trained[layers[0]]:.0%}** of held-out test images separated by a straight "
+                f"line in the pixels, **{trained[layers[-1]]:.0%}** at the output." + (
+                    f" The same architecture with random weights: {untrained[layers[-1]]:.0%} at the output. Depth "
+                    "alone builds nothing; training does." if untrained else ""))
+    st.caption(f"Each point: a logistic regression fitted on {PROBE_IMAGES // 2:,} test images' activations at that "
+               f"layer and scored on {PROBE_IMAGES // 2:,} others. *pool* layers are each block's output.")
+    if len(states) > 1:
+        st.subheader("Abstraction being built, epoch by epoch")
+        over = {f"epoch {e}" if e else "start": probes(result, e) for e in sorted(states)}
+        over[f"epoch {result.metrics['epochs']} (end)"] = trained
+        st.plotly_chart(plots.probe_figure(over, 1 / data.num_classes), key="abstraction_over_training")
+        st.caption("The same probes on the network as it was after each of these epochs: the deep layers' curve "
+                   "rises first and most.")
+    elif not states:
+        st.info("This model was trained before LayerLens kept its in-between states; retrain it on the Train page "
+                "to see abstraction being built epoch by epoch.")
+
+
+
+def layer_maps(result, data) -> None:
+    """Every layer's activations as a 2-D map; a selection shows the images and where they lie in every map."""
+    st.subheader("Maps of each layer")
+    c_method, c_images = st.columns(2)
+    method = c_method.segmented_control("Map", ["pca", "tsne"], format_func={"pca": "PCA (fast)", "tsne": "t-SNE"}.get,
+                                        key="abstraction_method") or "pca"
+    widgets.default("abstraction_images", 1000)
+    images = c_images.select_slider("Test images", MAP_IMAGES, key="abstraction_images")
+    points, scores = maps(result, method, min(images, len(data.x_test)))
+    selection = st.session_state.get("abstraction_maps")
+    picked = list(dict.fromkeys(int(p["customdata"]) for p in (selection.selection.points if selection else [])))
+    figure = plots.maps_figure(points, data.y_test[:images].numpy(), data.classes, scores, picked)
+    st.plotly_chart(figure, key="abstraction_maps", on_select="rerun", selection_mode=("points", "box", "lasso"))
+    st.caption("Every dot is one test image, placed by its activations at that layer and coloured by its true class. "
+               "*Separation* is the silhouette score: near 0 the classes are mixed, towards 1 they form their own "
+               "clusters. Hover a dot to see which test image it is; click it, or drag a box or lasso around a group, "
+               "to see the images themselves and where the same images lie in every other map.")
+    chosen = picked[::max(1, -(-len(picked) // 24))]  # at most 24, spread over the whole selection
+    if chosen:
+        st.plotly_chart(plots.image_grid([data.x_test[i] for i in chosen], columns=12, tile=56,
+                                         labels=[f"{data.classes[int(data.y_test[i])]} (#{i})" for i in chosen]),
+                        key="abstraction_chosen")
+        st.caption(f"{len(picked)} test image{'s' if len(picked) > 1 else ''} picked" + (
+            f"; {len(chosen)} of them shown." if len(chosen) < len(picked) else "."))
+
+
 result, data = tasks.current_model()
 st.title("🪜 How abstract is each layer?")
 st.markdown("Early layers describe an image in terms of pixels and edges; deeper layers in terms of parts and "
             "objects. One way to *measure* that: at each layer, try to separate the classes with a straight line "
             "(a **linear probe**, a logistic regression on that layer's activations). If a straight line works, "
             "the layer has made the classes easy to tell apart.")
-
-st.subheader("A straight line at every layer")
-states = result.history.states
-curves = {"trained": probes(result, None)}
-if 0 in states:
-    curves["random weights (before training)"] = probes(result, 0)
-st.plotly_chart(plots.probe_figure(curves, 1 / data.num_classes), key="abstraction_probes")
-trained = curves["trained"]
-layers = list(trained)
-st.markdown(f"Trained network: **{trained[layers[0]]:.0%}** of held-out test images separated by a straight line in "
-            f"the pixels, **{trained[layers[-1]]:.0%}** at the output." + (
-                f" The same architecture with random weights: {curves['random weights (before training)'][layers[-1]]:.0%} "
-                "at the output. Depth alone builds nothing; training does." if len(curves) > 1 else ""))
-st.caption(f"Each point: a logistic regression fitted on {PROBE_IMAGES // 2:,} test images' activations at that "
-           f"layer and scored on {PROBE_IMAGES // 2:,} others. *pool* layers are each block's output.")
-
-if len(states) > 1:
-    st.subheader("Abstraction being built, epoch by epoch")
-    over = {f"epoch {e}" if e else "start": probes(result, e) for e in sorted(states)}
-    over[f"epoch {result.metrics['epochs']} (end)"] = trained
-    st.plotly_chart(plots.probe_figure(over, 1 / data.num_classes), key="abstraction_over_training")
-    st.caption("The same probes on the network as it was after each of these epochs: the deep layers' curve "
-               "rises first and most.")
-elif not states:
-    st.info("This model was trained before LayerLens kept its in-between states; retrain it on the Train page to "
-            "see abstraction being built epoch by epoch.")
-
-st.subheader("Maps of each layer")
-c_method, c_images = st.columns(2)
-method = c_method.segmented_control("Map", ["pca", "tsne"], format_func={"pca": "PCA (fast)", "tsne": "t-SNE"}.get,
-                                    key="abstraction_method") or "pca"
-widgets.default("abstraction_images", 1000)
-images = c_images.select_slider("Test images", MAP_IMAGES, key="abstraction_images")
-points, scores = maps(result, method, min(images, len(data.x_test)))
-selection = st.session_state.get("abstraction_maps")
-picked = list(dict.fromkeys(int(p["customdata"]) for p in (selection.selection.points if selection else [])))
-figure = plots.maps_figure(points, data.y_test[:images].numpy(), data.classes, scores, picked)
-st.plotly_chart(figure, key="abstraction_maps", on_select="rerun", selection_mode=("points", "box", "lasso"))
-st.caption("Every dot is one test image, placed by its activations at that layer and coloured by its true class. "
-           "*Separation* is the silhouette score: near 0 the classes are mixed, towards 1 they form their own "
-           "clusters. Hover a dot to see which test image it is; click it, or drag a box or lasso around a group, to "
-           "see the images themselves and where the same images lie in every other map.")
-chosen = picked[::max(1, -(-len(picked) // 24))]  # at most 24, spread over the whole selection
-if chosen:
-    st.plotly_chart(plots.image_grid([data.x_test[i] for i in chosen], columns=12, tile=56,
-                                     labels=[f"{data.classes[int(data.y_test[i])]} (#{i})" for i in chosen]),
-                    key="abstraction_chosen")
-    st.caption(f"{len(picked)} test image{'s' if len(picked) > 1 else ''} picked" + (
-        f"; {len(chosen)} of them shown." if len(chosen) < len(picked) else "."))
+probe_curves(result, data)
+layer_maps(result, data)

@@ -19,7 +19,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from layerlens.classic import MODELS
-from layerlens.data import SAMPLE
+from layerlens.data import DIGITS, SAMPLE
 from layerlens.training import PRESET_TRAINING
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -292,7 +292,9 @@ def test_features_page_shows_the_depth_story_kernels_patches_and_filmstrip(app):
     at.run()
     assert_clean(at)
     patches = charts(at)["features_patches"]["layout"]["annotations"]
-    assert not any("wants" in a["text"] for a in patches) and any("ch 11" == a["text"] for a in patches)
+    assert not any("wants" in a["text"] for a in patches) and any(a["text"].startswith("ch 11: ") for a in patches)
+    # every patch is labelled with the class of the test image it comes from
+    assert {a["text"].split(": ")[-1] for a in patches} <= set(DIGITS)
     assert any("18×18" in c.value for c in at.caption)
 
 

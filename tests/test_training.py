@@ -337,3 +337,14 @@ def test_a_checkpoint_with_an_older_history_loads(tiny_result, tmp_path):
     loaded = load_checkpoint(path)
     assert loaded.history.distance_to_final == {} and loaded.history.kernels == []
     assert loaded.history.step_loss == tiny_result.history.step_loss
+
+
+def test_model_at_epoch_rebuilds_the_kept_states(tiny_result, tiny_config):
+    from layerlens.learning import random_start
+    from layerlens.training import model_at_epoch, weights_digest
+
+    assert model_at_epoch(tiny_result, None) is tiny_result.model
+    assert weights_digest(model_at_epoch(tiny_result, 0)) == weights_digest(random_start(tiny_config.net, tiny_config.seed))
+    assert not model_at_epoch(tiny_result, 1).training
+    with pytest.raises(KeyError):
+        model_at_epoch(tiny_result, 999)
