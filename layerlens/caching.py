@@ -128,14 +128,12 @@ class ByteCache:
     def get_or_compute(self, key: Hashable, compute: Callable[[], Any]) -> Lookup:
         """The value for key, computing it (once, however many threads ask) when it is missing."""
         with self._lock:
-            found = self._hit(key)
-            if found is not None:
+            if (found := self._hit(key)) is not None:
                 return found
             gate = self._computing.setdefault(key, threading.Lock())
         with gate:  # the first thread computes; the others wait here and then find the value
             with self._lock:
-                found = self._hit(key)
-                if found is not None:
+                if (found := self._hit(key)) is not None:
                     return found
                 recomputed = key in self._dropped
             try:

@@ -399,6 +399,19 @@ def neighbour_images(knn: ClassicResult, image: torch.Tensor, available: int) ->
     return distances, subset_indices(available, knn.config.train_size, knn.config.seed).numpy()[positions]
 
 
+def cost_rows(cnn_metrics: dict, cnn_accuracy: float, cnn_seconds: float,
+              fitted: dict[str, list[ClassicResult]]) -> list[dict]:
+    """One row per model, the CNN first: features, training images, test accuracy, training and predicting seconds,
+    and the numbers it keeps. fitted: feature kind → the traditional models fitted on it."""
+    rows = [{"model": "CNN", "features": "learned from raw pixels", "training images": cnn_metrics["train_images"],
+             "test accuracy": cnn_accuracy, "training (s)": cnn_metrics["train_seconds"], "predicting (s)": cnn_seconds,
+             "learned numbers": cnn_metrics["params"]}]
+    return rows + [{"model": r.label, "features": FEATURES[kind], "training images": r.train_images,
+                    "test accuracy": r.test_accuracy, "training (s)": r.fit_seconds,
+                    "predicting (s)": r.predict_seconds, "learned numbers": r.learned_numbers}
+                   for kind, results in fitted.items() for r in results]
+
+
 def cnn_scores_on(probabilities: np.ndarray, seconds: float, scored: torch.Tensor,
                   labels: torch.Tensor) -> tuple[np.ndarray, float, float]:
     """The CNN's probabilities for the scored test images (positions in the test set, labels theirs), the seconds

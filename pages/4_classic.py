@@ -8,11 +8,11 @@ import torch
 import server
 import session
 import tasks
+import white_box
 import widgets
 from layerlens import plots
-from layerlens.classic import (FEATURES, HOG_CELL, HOG_CELLS, MODELS, classic_config, cnn_scores_on, curve_sizes,
-                               logistic_templates, neighbour_images, read_curves, tree_rules, tree_splits)
-from layerlens.images import kernel_tiles
+from layerlens.classic import (FEATURES, HOG_CELL, HOG_CELLS, MODELS, classic_config, cnn_scores_on, cost_rows,
+                               curve_sizes, read_curves)
 from layerlens.inspection import confusion_counts
 from layerlens.training import model_key, subset_indices
 
@@ -21,7 +21,6 @@ SIZES = (100, 300, 1000, 2000, 3000, 5000, 10_000, 20_000, 30_000)  # training i
 # big datasets. An SVM scoring 10,000 CIFAR-10 images takes 40 s (it compares each with every support vector).
 DEFAULT_SIZE = {1: 5000, 3: 1000}
 TEST_IMAGES = {1: 10_000, 3: 2000}
-INSIDES = {"logistic": "Logistic regression", "tree": "Decision tree", "knn": "Nearest neighbours", "cnn": "CNN"}
 COSTS_COLUMNS = {"training images": st.column_config.NumberColumn(format="localized"),
                  "test accuracy": st.column_config.NumberColumn(format="percent"),
                  "training (s)": st.column_config.NumberColumn(format="%.2f"),
@@ -77,12 +76,7 @@ def costs(result, data, fitted: dict, cnn_accuracy: float, cnn_seconds: float, s
     kinds, m, available = list(fitted), result.metrics, len(data.x_train)
     st.plotly_chart(plots.accuracy_figure([{"model": r.label, "features": FEATURES[k], "accuracy": r.test_accuracy}
                                            for k in kinds for r in fitted[k]], cnn_accuracy), key="classic_accuracy")
-    table = [{"model": "CNN", "features": "learned from raw pixels", "training images": m["train_images"],
-              "test accuracy": cnn_accuracy, "training (s)": m["train_seconds"], "predicting (s)": cnn_seconds,
-              "learned numbers": m["params"]}]
-    table += [{"model": r.label, "features": FEATURES[k], "training images": r.train_images,
-               "test accuracy": r.test_accuracy, "training (s)": r.fit_seconds, "predicting (s)": r.predict_seconds,
-               "learned numbers": r.learned_numbers} for k in kinds for r in fitted[k]]
+    table = cost_rows(m, cnn_accuracy, cnn_seconds, fitted)
     st.dataframe(pd.DataFrame(table), hide_index=True, height=35 * (len(table) + 1) + 3,
                  column_config=COSTS_COLUMNS, key="classic_costs")
     subset = (f"The traditional models learned from **{fitted['pixels'][0].train_images:,} of the {available:,}** "
@@ -142,47 +136,6 @@ def side_by_side(data, fitted: dict, scored: torch.Tensor, cnn_probs) -> torch.T
     return image
 
 
-def white_box(result, data, by_model: dict, image: torch.Tensor) -> None:
-    st.subheader("White box or black box?")
-    shape, classes = tuple(data.x_train.shape[1:]), data.classes  # (C, H, W)
-    views = [name for key, name in INSIDES.items() if key in by_model or key == "cnn"]
-    widgets.default("classic_inside", views[0], views)
-    inside = st.segmented_control("Look inside", views, key="classic_inside") or views[0]  # only this one is drawn
-    if inside == INSIDES["logistic"]:
-        templates = logistic_templates(by_model["logistic"].estimator, shape)
-        st.plotly_chart(plots.image_grid(kernel_tiles(templates), columns=min(10, len(classes)),
-                                         labels=list(classes), tile=64), key="classic_templates")
-        st.caption("One weight per pixel and class, drawn as an image: " + ("red pixels count for the class, blue "
-                   "against it" if shape[0] == 1 else "colours count for the class, their opposites against it")
-                   + ". The score of a class is the sum of pixel × weight: the model is a set of templates you can "
-                   "read.")
-    elif inside == INSIDES["tree"]:
-        tree = by_model["tree"].estimator
-        c_map, c_rules = st.columns([2, 3])
-        mean, splits = data.x_train[:1000].mean(dim=(0, 1)).numpy(), tree_splits(tree)
-        c_map.plotly_chart(plots.split_pixels_figure(mean, splits, shape[2]), key="classic_tree_map")
-        c_rules.code(tree_rules(tree, shape, classes), language=None)
-        st.caption(f"The tree's first {len(splits)} questions, marked on the average training image (hover for the "
-                   f"question), and where they lead. Pixels are 0 for black and 1 for white. Every answer is a chain "
-                   f"of yes/no questions about single pixels; this tree asks up to {tree.get_depth()} of them.")
-    elif inside == INSIDES["knn"]:
-        distances, neighbours = neighbour_images(by_model["knn"], image, len(data.x_train))
-        labels = [f"'{classes[int(data.y_train[i])]}', distance {d:.1f}" for i, d in zip(neighbours, distances)]
-        st.plotly_chart(plots.image_grid([image] + [data.x_train[i] for i in neighbours],
-                                         columns=1 + len(neighbours), tile=80, labels=["this image"] + labels),
-                        key="classic_neighbours")
-        st.caption("The chosen test image and its nearest training images by pixel distance; they vote. You can see "
-                   "exactly why it answered as it did, but it must keep every training image to do it.")
-    else:
-        kernels = result.model.layers.conv1.weight.detach()
-        st.plotly_chart(plots.image_grid(kernel_tiles(kernels), columns=min(16, len(kernels)), tile=48),
-                        key="classic_cnn_filters")
-        st.caption(f"The CNN's first-layer filters: edge detectors you can still read. But the answer comes from "
-                   f"{result.metrics['params']:,} weights in {len(result.config.net.channels)} layers that build on "
-                   "each other; no single weight means anything alone, which is why a CNN is called a black box. "
-                   "The Layers and Filters & features pages are ways to look inside it.")
-
-
 result, data = tasks.current_model()
 with st.sidebar:
     choice = sidebar_settings(data)
@@ -204,4 +157,4 @@ cnn_probs, cnn_seconds, cnn_accuracy = cnn_scores_on(*server.cnn_test_scores(res
 costs(result, data, fitted, cnn_accuracy, cnn_seconds, len(scored), choice.test_size)
 learning_curves(result, data, choice)
 image = side_by_side(data, fitted, scored, cnn_probs)
-white_box(result, data, {r.config.model: r for r in fitted["pixels"]}, image)
+white_box.show(result, data, {r.config.model: r for r in fitted["pixels"]}, image)

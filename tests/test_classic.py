@@ -6,10 +6,10 @@ import pytest
 import torch
 from skimage.feature import hog
 
-from layerlens.classic import (MODELS, ClassicConfig, classic_config, cnn_features, cnn_test_probabilities,
-                               curve_sizes, feature_matrix, fit_classic, hog_features, learned_numbers, logistic_templates,
-                               nearest_neighbours, pixel_features, read_curves, tree_rules,
-                               tree_splits)
+from layerlens.classic import (MODELS, ClassicConfig, classic_config, cnn_features, cnn_scores_on,
+                               cnn_test_probabilities, cost_rows, curve_sizes, feature_matrix, fit_classic, hog_features,
+                               learned_numbers, logistic_templates, nearest_neighbours, neighbour_images, pixel_features,
+                               read_curves, tree_rules, tree_splits)
 from layerlens.inspection import confusion_counts
 from layerlens.training import TrainConfig, subset_indices, training_subset
 
@@ -215,6 +215,28 @@ def test_nearest_neighbours_finds_an_identical_training_image(tiny_data):
     distances, positions = nearest_neighbours(result.estimator, row)
     assert positions[0] == 7 and distances[0] == pytest.approx(0, abs=1e-5)
     assert len(positions) == MODELS["knn"].knobs[0].default and (np.diff(distances) >= 0).all()
+
+
+def test_neighbour_images_map_a_subset_kNN_back_to_the_whole_training_set(tiny_data):
+    size = 40
+    idx = subset_indices(len(tiny_data.x_train), size, seed=0)
+    x = pixel_features(tiny_data.x_train[idx])
+    config = classic_config("knn", features="pixels", train_size=size)
+    knn = fit_classic(config, x, tiny_data.y_train[idx].numpy(), x[:5], tiny_data.y_train[idx][:5].numpy(), 3)
+    distances, images = neighbour_images(knn, tiny_data.x_train[idx[3]], len(tiny_data.x_train))
+    assert images[0] == idx[3] and distances[0] == pytest.approx(0, abs=1e-5)  # the image itself, by its real index
+
+
+def test_cnn_scores_on_a_subset_and_the_cost_table(tiny_result, tiny_data):
+    probs, seconds = cnn_test_probabilities(tiny_result.model, tiny_data.x_test)
+    scored = torch.tensor([0, 5, 9])
+    picked, picked_seconds, accuracy = cnn_scores_on(probs, seconds, scored, tiny_data.y_test)
+    assert np.array_equal(picked, probs[[0, 5, 9]]) and picked_seconds == pytest.approx(seconds * 3 / 30)
+    assert accuracy == (probs[[0, 5, 9]].argmax(1) == tiny_data.y_test[[0, 5, 9]].numpy()).mean()
+    tree = fitted("tree", tiny_data)
+    rows = cost_rows(tiny_result.metrics, accuracy, picked_seconds, {"hog": [tree]})
+    assert [r["model"] for r in rows] == ["CNN", tree.label] and rows[1]["features"] == "HOG (hand-made)"
+    assert rows[0]["learned numbers"] == tiny_result.metrics["params"] and rows[1]["test accuracy"] == tree.test_accuracy
 
 
 def test_cnn_probabilities_and_confusion_counts(tiny_result, tiny_data):
