@@ -11,7 +11,8 @@ from typing import Callable
 import torch
 
 from .caching import ByteCache
-from .data import ImageData, not_writable
+from .data import ImageData
+from .failures import not_writable
 from .nets import Net
 from .training import History, Progress, TrainConfig, TrainResult, fit
 

@@ -3,22 +3,20 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import hashlib
-import http.client
 import io
 import logging
 import os
-import pickle
 import tarfile
 import threading
-import urllib.error
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .failures import download_failure, not_writable, said
 
 log = logging.getLogger(__name__)
 
@@ -158,79 +156,8 @@ def load_sample() -> ImageData:
     return from_uint8(SAMPLE, x[train], y[train], x[test], y[test], DIGITS)
 
 
-def not_writable(err: BaseException) -> bool:
-    """Whether an error means that a folder (or file) may not be written: permissions or a read-only disk."""
-    return isinstance(err, PermissionError) or getattr(err, "errno", None) == errno.EROFS
-
-
-def _causes(err: BaseException) -> list[BaseException]:
-    """err and the exceptions it was raised from or while handling, outermost first."""
-    chain = []
-    while err is not None and err not in chain:
-        chain.append(err)
-        err = err.__cause__ or err.__context__
-    return chain
-
-
-def _said(err: BaseException) -> str:
-    """'Type: message' on one line, short enough for a sentence."""
-    text = f"{type(err).__name__}: {err}".splitlines()[0]
-    return text if len(text) <= 200 else text[:199] + "…"
-
-
 # where torchvision keeps each dataset's files under the data folder
 TORCHVISION_FOLDERS = {MNIST: "MNIST", FASHION_MNIST: "FashionMNIST", CIFAR10: "cifar-10-batches-py"}
-
-
-def _network_failure(err: BaseException) -> tuple[str, str] | None:
-    """When the network is why err was raised: what happened, in words, and what to do about it; else None."""
-    for e in _causes(err):
-        if isinstance(e, urllib.error.HTTPError):
-            return f"the download server answered {e}", "Try again later"
-        if isinstance(e, (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException)):
-            reason = getattr(e, "reason", e)
-            reason = _said(reason) if isinstance(reason, BaseException) else reason
-            return f"LayerLens could not reach the download server ({reason})", "Connect once"
-    # MNIST tries two mirrors and sums up their errors in one RuntimeError, as text
-    said = [line.strip("<>") for line in str(err).splitlines() if "urlopen error" in line or "HTTP Error" in line]
-    if not str(err).startswith("Error downloading") or not said:
-        return None
-    if said[-1].startswith("HTTP Error"):
-        return f"the download server answered {said[-1]}", "Try again later"
-    return f"LayerLens could not reach the download server ({said[-1].removeprefix('urlopen error ')})", "Connect once"
-
-
-# what torchvision raises for files cut short or damaged (its MNIST reader asserts; CIFAR-10 unpickles)
-DAMAGED = (RuntimeError, ValueError, AssertionError, EOFError, zlib.error, tarfile.TarError, pickle.UnpicklingError)
-
-
-def _unavailable(name: str, data_dir: Path, err: Exception) -> DatasetUnavailable:
-    """A DatasetUnavailable naming the real cause of a failed torchvision download or load (and the log's warning):
-    the network, a folder LayerLens may not write, damaged files, else the error itself."""
-    what, size = DATASETS[name]
-    title, folder, files = what.split(":")[0], data_dir.resolve(), (data_dir / TORCHVISION_FOLDERS[name]).resolve()
-    meanwhile = f"the offline '{SAMPLE}' dataset works meanwhile."
-    network = _network_failure(err)
-    denied = next((e for e in _causes(err) if not_writable(e)), None)
-    unexpected = False
-    if network:
-        what_happened, retry = network
-        message = (f"{title} is not in {folder} and {what_happened}. {retry} to download it ({size}) into that "
-                   f"folder, or set LAYERLENS_DATA to a folder that already has it; {meanwhile}")
-    elif denied is not None:
-        where = Path(denied.filename).resolve().parent if getattr(denied, "filename", None) else folder
-        message = (f"{title} could not be downloaded because LayerLens may not write in {where} ({_said(denied)}). "
-                   f"Make that folder writable, or set LAYERLENS_DATA to a folder it can write to; {meanwhile}")
-    elif isinstance(err, DAMAGED) and files.exists():
-        message = (f"The {title} files in {files} look damaged or incomplete ({_said(err)}). Delete that folder and "
-                   f"load {title} again to download it afresh ({size}); {meanwhile}")
-    else:
-        message = (f"{title} could not be loaded from {folder} ({_said(err)}); the server's log has the details. "
-                   f"The offline '{SAMPLE}' dataset works meanwhile.")
-        unexpected = True
-    log.warning("could not load %s from %s (%s: %s)", name, folder, type(err).__name__, err,
-                exc_info=err if unexpected else None)
-    return DatasetUnavailable(message)
 
 
 def load_torchvision(name: str, data_dir: Path) -> ImageData:
@@ -242,7 +169,9 @@ def load_torchvision(name: str, data_dir: Path) -> ImageData:
         train = cls(str(data_dir), train=True, download=True)
         test = cls(str(data_dir), train=False, download=True)
     except Exception as err:  # URLError offline, PermissionError, RuntimeError/ValueError for damaged files, …
-        raise _unavailable(name, data_dir, err) from err
+        what, size = DATASETS[name]
+        raise DatasetUnavailable(download_failure(name, what.split(":")[0], size, data_dir,
+                                                  data_dir / TORCHVISION_FOLDERS[name], err, SAMPLE)) from err
     classes = CIFAR if name == CIFAR10 else FASHION if name == FASHION_MNIST else DIGITS
     return from_uint8(name, train.data, train.targets, test.data, test.targets, classes)
 
@@ -308,7 +237,7 @@ def _read_cache(cached: Path) -> dict | None:
     try:
         return torch.load(cached, weights_only=True) if cached.exists() else None
     except Exception as err:  # cut short by a full disk or a killed process, say
-        log.warning("unreadable decoded-folder cache %s (%s): the folder is decoded again", cached, _said(err))
+        log.warning("unreadable decoded-folder cache %s (%s): the folder is decoded again", cached, said(err))
         return None
 
 
@@ -325,7 +254,7 @@ def _write_cache(cached: Path, arrays: dict) -> None:
             tmp.unlink(missing_ok=True)
         why = "that folder is not writable" if not_writable(err) else "the write failed"
         log.warning("could not cache a decoded image folder in %s (%s): %s, so its images are decoded again on "
-                    "every load", cached.parent, _said(err), why)
+                    "every load", cached.parent, said(err), why)
 
 
 def _decode_folder(path: Path, within: Path | None) -> dict:
@@ -360,14 +289,14 @@ def _decode_folder(path: Path, within: Path | None) -> dict:
 
 def _unreadable_folder(path: Path, err: Exception) -> DatasetUnavailable:
     """A DatasetUnavailable for an image folder or archive that could not be read, naming why (and logged)."""
-    log.warning("could not read the image folder %s (%s)", path, _said(err))
+    log.warning("could not read the image folder %s (%s)", path, said(err))
     if isinstance(err, PermissionError):
-        return DatasetUnavailable(f"LayerLens may not read {err.filename or path} ({_said(err)}). Let the server's "
+        return DatasetUnavailable(f"LayerLens may not read {err.filename or path} ({said(err)}). Let the server's "
                                   f"user read that folder, or copy the images into one it can read.")
     if path.is_file():
-        return DatasetUnavailable(f"The archive {path} looks damaged or cut short ({_said(err)}). Copy or download "
+        return DatasetUnavailable(f"The archive {path} looks damaged or cut short ({said(err)}). Copy or download "
                                   f"it again.")
-    return DatasetUnavailable(f"Could not read the image folder {path} ({_said(err)}). Check that its files can be "
+    return DatasetUnavailable(f"Could not read the image folder {path} ({said(err)}). Check that its files can be "
                               f"opened, then try again.")
 
 

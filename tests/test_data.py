@@ -117,7 +117,7 @@ def test_offline_download_says_where_why_and_what_to_do(name, title, tmp_path, o
     # the real cause, as the offline fixture words it, not a guess
     assert "could not reach the download server (" in message and "network disabled by the test" in message
     assert "no internet?" not in message
-    [record] = [r for r in caplog.records if r.name == "layerlens.data" and r.levelname == "WARNING"]
+    [record] = [r for r in caplog.records if r.name == "layerlens.failures" and r.levelname == "WARNING"]
     assert str(empty.resolve()) in record.getMessage() and "network disabled by the test" in record.getMessage()
 
 

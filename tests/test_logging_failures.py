@@ -100,7 +100,7 @@ def test_a_server_error_is_named(name, tmp_path, monkeypatch, caplog):
     message = str(info.value)
     assert "the download server answered HTTP Error 503: Service Unavailable. Try again later" in message
     assert str(tmp_path.resolve()) in message and f"'{SAMPLE}'" in message
-    [record] = warnings_from(caplog, "data")
+    [record] = warnings_from(caplog, "failures")
     assert "503" in record.getMessage() and str(tmp_path.resolve()) in record.getMessage()
 
 
@@ -136,7 +136,7 @@ def test_an_unexpected_error_is_named_and_logged_with_its_traceback(tmp_path, mo
     message = str(info.value)
     assert f"MNIST could not be loaded from {tmp_path.resolve()} (OSError: [Errno 28] No space left" in message
     assert "server's log" in message and f"'{SAMPLE}'" in message
-    [record] = warnings_from(caplog, "data")
+    [record] = warnings_from(caplog, "failures")
     assert record.exc_info is not None
 
 
