@@ -4,7 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
+from streamlit.runtime.pages_manager import PagesManager
 
+import links
 import session
 from layerlens.formatting import percent, plural
 
@@ -15,6 +18,7 @@ class PageInfo:
     title: str
     icon: str
     pitch: str = ""  # what a visitor does there, for the Home page's list
+    view: str = ""  # the prefix of its widgets' keys: their values are the page's view, kept in its link
 
 
 HOME = PageInfo("pages/home.py", "Home", "🔬")
@@ -22,28 +26,54 @@ TRAIN = PageInfo("pages/1_train.py", "Train", "🏋️", "move sliders, retrain 
 PAGES = (
     HOME,
     TRAIN,
-    PageInfo("pages/2_layers.py", "Layers", "🧅", "pick an image and follow it through every layer"),
-    PageInfo("pages/3_features.py", "Filters & features", "🔎", "what each channel has learned"),
-    PageInfo("pages/4_classic.py", "Traditional ML", "⚖️", "five classic models against the CNN, measured"),
-    PageInfo("pages/5_neuron.py", "One neuron", "🔢", "draw a digit, follow the arithmetic to the answer"),
+    PageInfo("pages/2_layers.py", "Layers", "🧅", "pick an image and follow it through every layer", "layers_"),
+    PageInfo("pages/3_features.py", "Filters & features", "🔎", "what each channel has learned", "features_"),
+    PageInfo("pages/4_classic.py", "Traditional ML", "⚖️", "five classic models against the CNN, measured",
+             "classic_"),
+    PageInfo("pages/5_neuron.py", "One neuron", "🔢", "draw a digit, follow the arithmetic to the answer", "neuron_"),
     PageInfo("pages/6_learning.py", "Learning", "📉",
-             "the error fed back, one step at a time; and when it goes wrong"),
-    PageInfo("pages/7_abstraction.py", "Abstraction", "🪜", "how separable the classes are at each layer"),
+             "the error fed back, one step at a time; and when it goes wrong", "learning_"),
+    PageInfo("pages/7_abstraction.py", "Abstraction", "🪜", "how separable the classes are at each layer",
+             "abstraction_"),
 )
 KEPT_WIDGETS = ("train_", "classic_")  # pages whose settings survive a visit to another page
 
 
 def navigation() -> None:
-    """Run the page the visitor asked for, inside the chrome every page shares (called once, by app.py)."""
+    """Run the page the visitor asked for, inside the chrome every page shares (called once, by app.py): its link
+    read on the first visit and kept up to date, the sidebar's model status."""
+    pages = {p.title: p for p in PAGES}
     page = st.navigation([st.Page(p.path, title=p.title, icon=p.icon, default=p is HOME) for p in PAGES])
+    info = pages[page.title]
     st.set_page_config(page_title=f"LayerLens · {page.title}", page_icon="🔬", layout="wide")
+    links.restore(info.view)
     # Streamlit forgets the state of widgets that are not on screen; re-assigning it keeps the
     # Train page's settings when the visitor looks at another page and comes back.
     for key in [k for k in st.session_state if str(k).startswith(KEPT_WIDGETS) and "_btn_" not in str(k)]:
         st.session_state[key] = st.session_state[key]
     with st.sidebar:
         model_status()
-    page.run()
+        share = st.container()
+    try:
+        page.run()
+    except StreamlitAPIException:  # a widget refused a value: one from a link that does not fit this model
+        if not links.forget_view():
+            raise
+        st.rerun()
+    finally:
+        links.publish(info.view)
+    with share:
+        links.share_link()
+
+
+def inside_navigation() -> None:
+    """First line of every page. Until some visitor's run calls st.navigation, Streamlit runs a script of pages/ on its
+    own, without app.py (its "pages directory" mode): the first visitor of a fresh server who opens /layers would get
+    no sidebar, no link and Streamlit's file names as navigation. Such a run hands over to the navigation at once
+    (which leaves that mode for good) and stops: the page runs once, inside the chrome, with the visitor's click."""
+    if PagesManager.uses_pages_directory:
+        navigation()
+        st.stop()
 
 
 def model_status() -> None:

@@ -64,7 +64,12 @@ def load_saved_model() -> None:
     except ValueError as err:
         st.session_state.train_load_error = str(err)
         return
-    config = loaded.config
+    show_config(loaded.config)
+    session.set_current_model(loaded, rerun=False)
+
+
+def show_config(config: TrainConfig) -> None:
+    """Set every widget to config's settings (a loaded model's, or a link's), so the Train page shows that model."""
     folder = config.dataset.startswith(FOLDER_PREFIX)
     if folder:
         st.session_state.train_folder = config.dataset[len(FOLDER_PREFIX):]
@@ -74,7 +79,7 @@ def load_saved_model() -> None:
         train_lr=config.learning_rate, train_batch=config.batch_size, train_epochs=config.epochs,
         train_size=config.train_size or "all", train_schedule=config.schedule, train_augment=config.augment,
         train_seed=config.seed)
-    session.set_current_model(loaded, rerun=False)
+    st.session_state.setdefault("train_preset", "tiny")  # the first visit's defaults are not applied over it
 
 
 def choices(options: list, key: str) -> list:
@@ -140,10 +145,10 @@ def _training() -> dict:
 def settings() -> tuple[str | None, dict, dict, bool, bool]:
     """The sidebar's three groups of settings: dataset name, architecture, training, pressed, auto."""
     if "train_preset" not in st.session_state:  # the first visit: the default preset's settings
-        widgets.default("train_size", "all")
-        widgets.default("train_save_name", "my-model")
         widgets.default("train_preset", "tiny")
         apply_preset()
+    for key, value in {"train_size": "all", "train_save_name": "my-model", "train_auto": True}.items():
+        widgets.default(key, value)
     with st.sidebar.expander("**Data**", expanded=True):
         name, pressed, auto = _data()
     with st.sidebar.expander("**Architecture**", expanded=True):

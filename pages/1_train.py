@@ -4,6 +4,7 @@ import re
 import pandas as pd
 import streamlit as st
 
+import chrome
 import server
 import session
 import tasks
@@ -14,6 +15,8 @@ from layerlens.data import ImageData
 from layerlens.formatting import percent
 from layerlens.inspection import layer_table
 from layerlens.training import TrainConfig, TrainResult, training_problem
+
+chrome.inside_navigation()
 
 MODEL_NAME = r"[A-Za-z0-9_-]{1,40}"
 

@@ -2,10 +2,13 @@
 import streamlit as st
 import torch
 
+import chrome
 import tasks
 import widgets
 from layerlens import plots
 from layerlens.inspection import layer_outputs
+
+chrome.inside_navigation()
 
 
 def depth_caption(block: int, blocks: int) -> str:

@@ -2,6 +2,7 @@
 import streamlit as st
 import torch
 
+import chrome
 import server
 import tasks
 import widgets
@@ -9,6 +10,8 @@ from layerlens import plots
 from layerlens.features import (TopPatches, centre_field, channel_maxima, orientation_label, settling_order,
                                 sort_by_orientation, top_patches, visualise_channels)
 from layerlens.images import kernel_tiles, stretch
+
+chrome.inside_navigation()
 
 PATCH_IMAGES = 10_000  # test images searched for top patches
 PER_PAGE = 12  # channels shown at once

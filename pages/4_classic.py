@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
+import chrome
 import server
 import session
 import tasks
@@ -15,6 +16,8 @@ from layerlens.classic import (FEATURES, HOG_CELL, HOG_CELLS, MODELS, classic_co
                                curve_sizes, read_curves)
 from layerlens.inspection import confusion_counts
 from layerlens.training import model_key, subset_indices
+
+chrome.inside_navigation()
 
 SIZES = (100, 300, 1000, 2000, 3000, 5000, 10_000, 20_000, 30_000)  # training images on offer, besides "all"
 # By image channels: training and test images for the traditional models, so the page stays interactive on

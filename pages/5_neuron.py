@@ -3,6 +3,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
+import chrome
 import server
 import session
 import tasks
@@ -12,6 +13,8 @@ from layerlens.attribution import knocked_out_probabilities, occlusion_map, sali
 from layerlens.formatting import sure
 from layerlens.images import enlarged_rgb, overlay_image
 from layerlens.inspection import layer_outputs, neuron_layers, neuron_sum, softmax_steps
+
+chrome.inside_navigation()
 
 OCCLUSION_SQUARES = [3, 4, 6, 8, 10]  # px
 

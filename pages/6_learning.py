@@ -3,6 +3,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
+import chrome
 import session
 import tasks
 import widgets
@@ -12,6 +13,8 @@ from layerlens.images import enlarged_rgb, kernel_tiles
 from layerlens.learning import (SCENARIOS, HandSteps, batch_indices, gradient_step, layer_changes, lesson_base,
                                 random_start)
 from layerlens.training import model_key
+
+chrome.inside_navigation()
 
 CHECK_IMAGES = 500  # test images scored after each click on a step button
 FRACTIONS = (0.01, 0.03, 0.1, 0.3, 1.0)

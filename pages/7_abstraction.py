@@ -2,12 +2,15 @@
 import numpy as np
 import streamlit as st
 
+import chrome
 import server
 import tasks
 import widgets
 from layerlens import plots
 from layerlens.abstraction import class_separation, embedding_2d, layer_features, probe_curve
 from layerlens.training import model_at_epoch
+
+chrome.inside_navigation()
 
 PROBE_IMAGES = 1000  # test images: half fit each probe, half score it
 MAP_IMAGES = [500, 1000, 2000]  # test images on offer for the maps

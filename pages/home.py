@@ -5,6 +5,8 @@ import chrome
 import session
 from layerlens.formatting import percent
 
+chrome.inside_navigation()
+
 st.title("🔬 LayerLens: see how a deep network learns")
 st.markdown(
     """

@@ -205,3 +205,47 @@ def test_two_students_share_the_queue_see_their_place_in_line_and_can_cancel(pag
     assert ann.locator("[data-testid='stSidebar']").get_by_text(f"{DEFAULT_EPOCHS} epochs on").count() == 1  # ann kept her model
     for student in students:
         student.context.close()
+
+
+def model_status(page) -> str:
+    """The sidebar's four lines on the visitor's model (weights, data, epochs, test accuracy)."""
+    sidebar = page.locator("[data-testid='stSidebar']").inner_text()
+    assert "Model:" in sidebar, sidebar
+    found = sidebar[sidebar.index("Model:"):]
+    return found[:found.index("Trained on:")]
+
+
+def test_a_link_opens_the_same_model_and_view_in_another_browser(browser, app_url):
+    """A teacher changes a setting and picks an image; the address bar, opened in a fresh browser context (another
+    student), rebuilds the same model and shows the same view."""
+    teacher = browser.new_page(viewport=VIEWPORT)
+    teacher.goto(f"{app_url}/train")
+    teacher.get_by_text("Which classes get confused?").wait_for(timeout=120_000)
+    seed = teacher.get_by_label("Random seed")
+    seed.fill("2")
+    seed.press("Enter")  # a new setting: a new model trains
+    sidebar = teacher.locator("[data-testid='stSidebar']")
+    teacher.get_by_text("Training:").first.wait_for(timeout=30_000)
+    wait_until_idle(teacher)
+    sidebar.get_by_role("link", name="Layers").click()
+    teacher.get_by_text("Output: the classifier").wait_for(timeout=60_000)
+    wait_until_idle(teacher)
+    teacher.get_by_role("button", name="🎲 Random").click()
+    wait_until_idle(teacher)
+    link, says = teacher.url, teacher.get_by_text("The network says").inner_text()
+    status = model_status(teacher)
+    assert "seed=2" in link and "layers_index=" in link and "layers_class=" in link, link
+    sidebar.get_by_text("🔗 Link for the class").click()
+    shown = teacher.locator("[data-testid='stPopoverBody'] code").first.inner_text()
+    assert "seed=2" in shown and "v=1" in shown, shown
+    full_page_screenshot(teacher, SCREENSHOTS / "link.png")
+
+    student = browser.new_context(viewport=VIEWPORT).new_page()  # another browser: no session, no cookies
+    student.goto(link)
+    student.get_by_text("The network says").wait_for(timeout=120_000)
+    wait_until_idle(student)
+    assert student.get_by_text("The network says").inner_text() == says
+    assert model_status(student) == status
+    assert student.locator(ERROR_BOXES).count() == 0 and "Traceback" not in student.content()
+    student.context.close()
+    teacher.close()

@@ -23,6 +23,7 @@ from layerlens.data import DIGITS, SAMPLE
 from layerlens.training import PRESET_TRAINING
 
 ROOT = Path(__file__).resolve().parents[1]
+HOME = "pages/home.py"
 TRAIN, LAYERS, FEATURES, CLASSIC = "pages/1_train.py", "pages/2_layers.py", "pages/3_features.py", "pages/4_classic.py"
 NEURON, LEARNING, ABSTRACTION = "pages/5_neuron.py", "pages/6_learning.py", "pages/7_abstraction.py"
 
@@ -120,7 +121,7 @@ def test_train_page_trains_the_default_and_shows_it(app):
     assert confusion["type"] == "heatmap"
     assert values(confusion["z"]).sum() == 1000  # every test image counted once
 
-    open_page(at, "app.py")
+    open_page(at, HOME)
     assert "Your model" in text(at) and f"{result.metrics['test_accuracy']:.1%}" in text(at)
 
 
@@ -171,6 +172,47 @@ def test_changing_epochs_retrains(app):
     assert after.config.epochs == 1 and after.metrics["epochs"] == 1
     assert after.config.net == before.config.net
     assert metrics(at)["Test accuracy"] == f"{after.metrics['test_accuracy']:.1%}"
+
+
+def link_params(**settings) -> dict[str, str]:
+    import links
+    from layerlens.data import load_dataset
+    from layerlens.training import preset_train_config
+
+    return {"v": links.VERSION, **links.model_params(preset_train_config("tiny", load_dataset(SAMPLE), **settings))}
+
+
+def test_a_link_rebuilds_its_model_and_the_train_page_shows_its_settings(app):
+    params = link_params(epochs=2, seed=3)
+    for key, value in params.items():
+        app.query_params[key] = value
+    app.run()
+    assert_clean(app)
+    linked = model(app)
+    assert (linked.config.epochs, linked.config.seed, linked.metrics["epochs"]) == (2, 3, 2)
+    assert {k: app.query_params[k] for k in params} == params  # the address bar keeps the link
+    open_page(app, TRAIN)
+    assert model(app) is linked  # the Train page's widgets describe it: nothing retrains
+    assert app.slider(key="train_epochs").value == 2 and app.number_input(key="train_seed").value == 3
+
+
+@pytest.mark.parametrize("change, sentence", [
+    ({"v": "9"}, "another version of LayerLens"),
+    ({"k": "4"}, "Kernel size must be an odd number"),
+    ({"lr": "fast"}, "its setting lr='fast' is not valid"),
+    ({"ch": "8-x"}, "its setting ch='8-x' is not valid"),
+    ({"data": "imagenet"}, "imagenet"),
+    ({"seed": None}, "it lacks the settings seed"),
+])
+def test_an_impossible_link_gets_a_sentence_and_the_default(app, change, sentence):
+    params = {**link_params(epochs=2), **change}
+    for key, value in params.items():
+        if value is not None:
+            app.query_params[key] = value
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert any(sentence in w.value for w in app.warning), [w.value for w in app.warning]
+    assert "current_model" not in app.session_state  # nothing trained for it: the visitor starts as usual
 
 
 def test_an_unavailable_dataset_offers_the_offline_sample(app, offline, writable_dirs):
