@@ -196,6 +196,24 @@ def test_a_link_rebuilds_its_model_and_the_train_page_shows_its_settings(app):
     assert app.slider(key="train_epochs").value == 2 and app.number_input(key="train_seed").value == 3
 
 
+@pytest.mark.parametrize("page, view, shown", [
+    (LAYERS, {"layers_class": "3", "layers_index": "5"}, {"layers_class": 3, "layers_index": 5}),
+    (NEURON, {"neuron_source": "Test image", "neuron_layer": "conv2"}, {"neuron_source": "Test image",
+                                                                      "neuron_layer": "conv2"}),
+    # what the model cannot show falls back to the page's own choice, without an error
+    (LAYERS, {"layers_class": "x", "layers_index": "99999"}, {"layers_class": 0, "layers_index": 99}),
+    (NEURON, {"neuron_source": "Test image", "neuron_layer": "conv9"}, {"neuron_layer": "conv1"}),
+])
+def test_a_link_opens_its_page_with_its_view(app, page, view, shown):
+    for key, value in {**link_params(), **view}.items():
+        app.query_params[key] = value
+    app.switch_page(page)  # a link to /layers or /neuron opened in a new browser
+    app.run()
+    assert_clean(app)
+    assert {key: app.session_state[key] for key in shown} == shown
+    assert {key: app.query_params[key] for key in shown} == {k: str(v) for k, v in shown.items()}  # and keeps it
+
+
 @pytest.mark.parametrize("change, sentence", [
     ({"v": "9"}, "another version of LayerLens"),
     ({"k": "4"}, "Kernel size must be an odd number"),
