@@ -58,8 +58,9 @@ def dataset(name: str) -> ImageData:
 
 @st.cache_resource
 def model_cache() -> ModelCache:
-    """Trained models shared by every visitor: up to $LAYERLENS_MODELS_MB in memory, all of them on disk."""
-    return ModelCache(default_cache_dir() / "models", megabytes("LAYERLENS_MODELS_MB", MODELS_MB))
+    """Trained models shared by every visitor: up to $LAYERLENS_MODELS_MB in memory, all of them on disk; a config
+    whose model is in models/ (shipped, or saved by the teacher) loads from there and never trains."""
+    return ModelCache(default_cache_dir() / "models", megabytes("LAYERLENS_MODELS_MB", MODELS_MB), shipped=models_dir())
 
 
 @st.cache_resource

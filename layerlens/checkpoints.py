@@ -61,8 +61,11 @@ class ModelCache:
     """Trained models by config hash: the most recently used in memory (at most max_bytes) for every visitor, all of
     them on disk across restarts. Thread-safe; the models it hands out are shared and must not be changed."""
 
-    def __init__(self, directory: Path | None, max_bytes: int = MODELS_MB * 2**20):
+    def __init__(self, directory: Path | None, max_bytes: int = MODELS_MB * 2**20, shipped: Path | None = None):
         self.directory = Path(directory) if directory else None
+        # a folder of ready checkpoints (the project's models/): a config found there is never trained
+        self.shipped = Path(shipped) if shipped else None
+        self._shipped_index: tuple[tuple, dict[str, Path]] | None = None  # (the files and their times, key → file)
         self._memory = ByteCache(max_bytes, "model cache")
         # get_or_train: one training at a time (the app's server trains through a TrainingQueue instead)
         self._training = threading.Lock()
@@ -74,13 +77,35 @@ class ModelCache:
     def _path(self, config: TrainConfig) -> Path | None:
         return self.directory / f"{config.key()}.pt" if self.directory else None
 
+    def _shipped(self, key: str) -> Path | None:
+        """The shipped checkpoint of config key, if the shipped folder has one (indexed again when it changes)."""
+        try:
+            if self.shipped is None or not self.shipped.is_dir():
+                return None
+            files = sorted(self.shipped.glob("*.pt"))
+            signature = tuple((path.name, path.stat().st_mtime_ns) for path in files)
+            if self._shipped_index is None or self._shipped_index[0] != signature:
+                index = {}
+                for path in files:
+                    try:
+                        index[load_checkpoint(path).config.key()] = path
+                    except ValueError as err:
+                        log.warning("%s in the models folder is left out: %s", path.name, err)
+                self._shipped_index = (signature, index)
+        except OSError as err:
+            log.warning("could not read the models folder %s (%s): its models are trained instead", self.shipped, err)
+            return None
+        return self._shipped_index[1].get(key)
+
     def get(self, config: TrainConfig) -> TrainResult | None:
-        """The cached result for config, from memory or disk, else None."""
+        """The cached result for config, from memory, the cache folder or the shipped models, else None."""
         key = config.key()
         found = self._memory.get(key)
         if found is not None:
             return found
         path = self._path(config)
+        if path is None or not path.exists():
+            path = self._shipped(key) or path
         try:
             if path is None or not path.exists():
                 return None

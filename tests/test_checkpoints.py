@@ -166,3 +166,21 @@ def test_concurrent_callers_share_one_training(quick_config, tiny_data, tmp_path
         t.join()
     assert len(results) == 3 and all(r is results[0] for r in results)
     assert counter.epochs == quick_config.epochs
+
+
+def test_a_model_in_the_shipped_folder_is_used_and_never_trained(quick_config, tiny_data, tmp_path):
+    from layerlens.training import fit, weights_digest
+
+    shipped = tmp_path / "models"
+    ready = fit(quick_config, tiny_data)
+    save_checkpoint(ready, shipped / "ready.pt")
+    (shipped / "notes.pt").write_bytes(b"not a checkpoint")  # left out, with a warning
+    cache = ModelCache(tmp_path / "cache", shipped=shipped)
+    found = cache.get(quick_config)
+    assert found is not None and weights_digest(found.model) == weights_digest(ready.model)
+    assert not (tmp_path / "cache").exists()  # nothing was trained or copied
+    assert cache.get_or_train(quick_config, tiny_data) is found
+    assert cache.get(dataclasses.replace(quick_config, seed=9)) is None
+    again = dataclasses.replace(quick_config, seed=5)  # a model saved there later is found too
+    save_checkpoint(fit(again, tiny_data), shipped / "later.pt")
+    assert cache.get(again) is not None

@@ -249,9 +249,24 @@ def test_an_unavailable_dataset_offers_the_offline_sample(app, offline, writable
     assert at.selectbox(key="train_preset").value == "tiny"
 
 
+def test_layers_page_opened_first_on_a_fresh_server_shows_the_shipped_default(app, tmp_path, monkeypatch):
+    from layerlens.checkpoints import load_checkpoint
+    from layerlens.training import weights_digest
+
+    fresh = tmp_path / "fresh-cache"
+    monkeypatch.setenv("LAYERLENS_CACHE", str(fresh))  # nothing trained yet on this server
+    monkeypatch.delenv("LAYERLENS_MODELS", raising=False)  # the project's models/ folder
+    at = open_page(app, LAYERS)
+    shipped = load_checkpoint(ROOT / "models" / "tiny-mnist-sample.pt")
+    assert model(at).config == shipped.config and weights_digest(model(at).model) == weights_digest(shipped.model)
+    assert not (fresh / "models").exists()  # loaded, not trained
+    assert "The network says" in text(at)
+
+
 def test_layers_page_opened_first_trains_the_default(app, tmp_path, monkeypatch):
     fresh = tmp_path / "fresh-cache"
     monkeypatch.setenv("LAYERLENS_CACHE", str(fresh))  # nothing trained yet anywhere
+    monkeypatch.setenv("LAYERLENS_MODELS", str(tmp_path / "no-models"))  # and no shipped models
     at = open_page(app, LAYERS)
     result = model(at)
     assert result.config.dataset == SAMPLE and result.config.net.channels == (8, 16, 32)
