@@ -3,12 +3,16 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from pathlib import Path
 
 import pytest
 import torch
 
 from layerlens.checkpoints import ModelCache, load_checkpoint, save_checkpoint
-from layerlens.training import TrainConfig
+from layerlens.data import SAMPLE, load_dataset
+from layerlens.training import RECOMMENDED_PRESET, TrainConfig, preset_train_config
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -184,3 +188,23 @@ def test_a_model_in_the_shipped_folder_is_used_and_never_trained(quick_config, t
     again = dataclasses.replace(quick_config, seed=5)  # a model saved there later is found too
     save_checkpoint(fit(again, tiny_data), shipped / "later.pt")
     assert cache.get(again) is not None
+
+
+SHIPPED = {"tiny-mnist-sample.pt": (SAMPLE, 0.97), "lenet-mnist.pt": ("mnist", 0.99),
+           "wide-fashion-mnist.pt": ("fashion-mnist", 0.915)}  # file → the dataset it starts, its least accuracy
+
+
+def test_every_file_in_models_is_a_declared_shipped_model():
+    assert sorted(p.name for p in (ROOT / "models").glob("*.pt")) == sorted(SHIPPED)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_each_shipped_model_is_the_one_its_dataset_starts_with(name, request, tmp_path):
+    """What the app asks for a dataset (its recommended preset and recipe) is exactly the shipped model's config, so
+    the server loads it instead of training; it loads with weights_only and scores what it says."""
+    dataset, least = SHIPPED[name]
+    loaded = load_checkpoint(ROOT / "models" / name)
+    assert loaded.config.dataset == dataset and loaded.metrics["test_accuracy"] >= least
+    data = load_dataset(SAMPLE) if dataset == SAMPLE else load_dataset(
+        dataset, data_dir=request.getfixturevalue("shared_data"), cache_dir=tmp_path / "cache")
+    assert loaded.config == preset_train_config(RECOMMENDED_PRESET[dataset], data)
