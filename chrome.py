@@ -36,15 +36,15 @@ PAGES = (
     PageInfo("pages/7_abstraction.py", "Abstraction", "🪜", "how separable the classes are at each layer",
              "abstraction_"),
 )
+BY_TITLE = {p.title: p for p in PAGES}
 KEPT_WIDGETS = ("train_", "classic_")  # pages whose settings survive a visit to another page
 
 
 def navigation() -> None:
     """Run the page the visitor asked for, inside the chrome every page shares (called once, by app.py): its link
     read on the first visit and kept up to date, the sidebar's model status."""
-    pages = {p.title: p for p in PAGES}
     page = st.navigation([st.Page(p.path, title=p.title, icon=p.icon, default=p is HOME) for p in PAGES])
-    info = pages[page.title]
+    info = BY_TITLE[page.title]
     st.set_page_config(page_title=f"LayerLens · {page.title}", page_icon="🔬", layout="wide")
     links.restore(info.view)
     # Streamlit forgets the state of widgets that are not on screen; re-assigning it keeps the

@@ -14,6 +14,7 @@ import server
 import session
 import tasks
 import train_form
+from layerlens.data import ImageData
 from layerlens.nets import NetConfig
 from layerlens.training import TrainConfig
 
@@ -56,8 +57,8 @@ def _typed(text: str, like):
     return type(like)(text)
 
 
-def config_from(params: dict[str, str]) -> TrainConfig:
-    """The TrainConfig a link describes; ValueError in words when it is impossible (unknown dataset, a network
+def config_from(params: dict[str, str]) -> tuple[TrainConfig, ImageData]:
+    """The TrainConfig a link describes, and its data; ValueError in words when it is impossible (unknown dataset, a network
     that cannot be built, a setting that is not a number)."""
     missing = [name for name in MODEL_FIELDS if name not in params]
     if missing:
@@ -80,7 +81,7 @@ def config_from(params: dict[str, str]) -> TrainConfig:
                                        num_classes=data.num_classes, mean=data.mean, std=data.std, **net),
                          dataset=data.name, **train)
     config.validate()
-    return config
+    return config, data
 
 
 def view_params(prefix: str) -> dict[str, str]:
@@ -90,7 +91,8 @@ def view_params(prefix: str) -> dict[str, str]:
     return {key: json.dumps(value) if not isinstance(value, str) else value
             for key, value in st.session_state.items()
             if isinstance(key, str) and key.startswith(prefix) and "_btn_" not in key
-            and (isinstance(value, VIEW_TYPES) or (isinstance(value, list) and all(isinstance(v, str) for v in value)))}
+            and (isinstance(value, VIEW_TYPES) or (isinstance(value, list) and all(isinstance(v, VIEW_TYPES)
+                                                                                   for v in value)))}
 
 
 def _view_value(text: str):
@@ -118,11 +120,10 @@ def restore(prefix: str) -> None:
                    f"{VERSION}), so its settings may mean something else here. You see the default model instead.")
         return
     try:
-        config = config_from(params)
+        config, data = config_from(params)
     except ValueError as err:
         st.warning(f"This link's model can't be rebuilt here: {err}. You see the default model instead.")
         return
-    data = server.dataset(config.dataset)
     train_form.show_config(config)
     session.set_current_model(tasks.train_with_progress(config, data), rerun=False)
     view = {key: _view_value(text) for key, text in params.items() if prefix and key.startswith(prefix)

@@ -50,12 +50,12 @@ def set_current_model(result: TrainResult, rerun: bool = True) -> None:
         st.rerun()
 
 
-def classic_models(dataset: str) -> list[ClassicResult]:
+def latest_classic_models(dataset: str) -> list[ClassicResult]:
     """The visitor's latest traditional models fitted on raw pixels of dataset (none before Traditional ML ran)."""
     return [r for r in st.session_state.get(CLASSIC_KEY, []) if r.config.dataset == dataset]
 
 
-def set_classic_models(results: list[ClassicResult]) -> None:
+def set_latest_classic_models(results: list[ClassicResult]) -> None:
     st.session_state[CLASSIC_KEY] = results
 
 

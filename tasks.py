@@ -80,11 +80,12 @@ def train_with_progress(config: TrainConfig, data: ImageData, cancellable: bool 
 def current_model() -> tuple[TrainResult, ImageData]:
     """The visitor's model and its data; trains the default first if there is none yet."""
     if session.peek_current_model() is None:
-        st.info("No model trained yet, so LayerLens first trains the default one (a few seconds)…")
         data = server.dataset(SAMPLE)
+        config = preset_train_config(DEFAULT_PRESET, data)
+        if server.model_cache().get(config) is None:  # it ships in models/: usually it loads at once
+            st.info("No model trained yet, so LayerLens first trains the default one (a few seconds)…")
         # everyone's first model: nobody may cancel it for the others
-        session.set_current_model(train_with_progress(preset_train_config(DEFAULT_PRESET, data), data,
-                                                      cancellable=False))
+        session.set_current_model(train_with_progress(config, data, cancellable=False))
     result = session.peek_current_model()
     if result.diverged:
         st.warning("Your current model diverged while training, so its weights are no longer numbers and there is "

@@ -79,7 +79,7 @@ def show_config(config: TrainConfig) -> None:
         train_lr=config.learning_rate, train_batch=config.batch_size, train_epochs=config.epochs,
         train_size=config.train_size or "all", train_schedule=config.schedule, train_augment=config.augment,
         train_seed=config.seed)
-    st.session_state.setdefault("train_preset", "tiny")  # the first visit's defaults are not applied over it
+    widgets.default("train_preset", "tiny")  # the first visit's defaults are not applied over it
 
 
 def choices(options: list, key: str) -> list:

@@ -155,7 +155,7 @@ fitted = {kind: tasks.classic_models(choice.configs(result, data, kind, choice.s
 fitted = {kind: found for kind, found in fitted.items() if found}  # a model that cannot fit says why and is left out
 if "pixels" not in fitted:
     st.stop()
-session.set_classic_models(fitted["pixels"])
+session.set_latest_classic_models(fitted["pixels"])
 cnn_probs, cnn_seconds, cnn_accuracy = cnn_scores_on(*server.cnn_test_scores(result), scored, data.y_test)
 costs(result, data, fitted, cnn_accuracy, cnn_seconds, len(scored), choice.test_size)
 learning_curves(result, data, choice)

@@ -23,7 +23,7 @@ def prediction(image: torch.Tensor, probs: torch.Tensor, classes, dataset: str) 
     st.subheader("Prediction")
     c_bars, c_others = st.columns([3, 2])
     c_bars.plotly_chart(plots.probability_figure(probs, classes), key="neuron_probabilities")
-    others = session.classic_models(dataset)
+    others = session.latest_classic_models(dataset)
     if not others:
         c_others.caption("Open **Traditional ML** once and its five traditional models will vote here too.")
         return

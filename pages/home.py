@@ -40,8 +40,8 @@ for page in chrome.PAGES[1:]:  # one per line: a page link's label does not wrap
 st.subheader("Right now")
 result = session.peek_current_model()
 if result is None:
-    st.write("No model yet. Open **Train** (or **Layers**) and the default model trains in a few seconds "
-             "on 4,000 handwritten digits that come with the app, no internet needed.")
+    st.write("No model yet. Open **Train** (or **Layers**) and the default model is there: it learned from 4,000 "
+             "handwritten digits that come with the app, no internet needed.")
 else:
     m = result.metrics
     st.write(f"Your model: **{m['params']:,} weights**, trained on **{m['train_images']:,}** images of "

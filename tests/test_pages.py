@@ -200,6 +200,7 @@ def test_a_link_rebuilds_its_model_and_the_train_page_shows_its_settings(app):
     (LAYERS, {"layers_class": "3", "layers_index": "5"}, {"layers_class": 3, "layers_index": 5}),
     (NEURON, {"neuron_source": "Test image", "neuron_layer": "conv2"}, {"neuron_source": "Test image",
                                                                       "neuron_layer": "conv2"}),
+    (NEURON, {"neuron_source": "Test image", "neuron_ko_1": "[0, 1]"}, {"neuron_ko_1": [0, 1]}),  # a list too
     # what the model cannot show falls back to the page's own choice, without an error
     (LAYERS, {"layers_class": "x", "layers_index": "99999"}, {"layers_class": 0, "layers_index": 99}),
     (NEURON, {"neuron_source": "Test image", "neuron_layer": "conv9"}, {"neuron_layer": "conv1"}),
