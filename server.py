@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from pathlib import Path
 
 import numpy as np
 # Loaded once, here: plotly looks PIL.Image up in sys.modules, and while one visitor's thread was half-way through
@@ -20,7 +19,7 @@ import torch
 
 from layerlens.attribution import knocked_out
 from layerlens.caching import ByteCache, cache_key
-from layerlens.checkpoints import MODELS_MB, ModelCache
+from layerlens.checkpoints import MODELS_MB, ModelCache, models_dir
 from layerlens.classic import ClassicConfig, ClassicResult, cnn_test_probabilities, feature_matrix, fit_classic
 from layerlens.data import ImageData, default_cache_dir, folders_root, load_dataset
 from layerlens.inspection import confusion_matrix
@@ -32,11 +31,6 @@ log = logging.getLogger(__name__)
 
 RESULTS_MB = 768  # default memory for computed results shared by every visitor (fitted models, patches, probes…)
 RAY_SETTING = "LAYERLENS_RAY_ADDRESS"
-
-
-def models_dir() -> Path:
-    """Where named models are saved and listed: $LAYERLENS_MODELS, else the project's models/."""
-    return Path(os.environ.get("LAYERLENS_MODELS", Path(__file__).parent / "models"))
 
 
 def megabytes(setting: str, default: int) -> int:

@@ -62,7 +62,7 @@ def _own_image(prefix: str, source: str, net: NetConfig, digits: bool) -> tuple[
         except ValueError as err:  # painted all over: nothing stands out to read
             st.error(str(err))
             return None, False
-    upload = st.file_uploader("A PNG or JPEG", type=["png", "jpg", "jpeg"], key=f"{prefix}_upload")
+    upload = st.file_uploader("A PNG, JPEG or WebP", type=["png", "jpg", "jpeg", "mpo", "webp"], key=f"{prefix}_upload")
     if upload is None:
         return None, True
     try:

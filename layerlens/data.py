@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import io
 import logging
@@ -25,8 +26,13 @@ MNIST, FASHION_MNIST, CIFAR10 = "mnist", "fashion-mnist", "cifar10"
 DIGITS = tuple(str(d) for d in range(10))
 FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 CIFAR = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".mpo", ".bmp", ".gif", ".webp"}  # .mpo: phone cameras' JPEGs
 FOLDER_IMAGE_SIZE = 32  # photos of mixed sizes are centre-cropped and resized to this
+# What one image folder or archive may cost to read, so a wrong or hostile path gives a sentence, not a hang:
+MAX_IMAGE_BYTES = 20 * 2**20  # one image file (a phone photo is 2-8 MB)
+MAX_IMAGE_PIXELS = 40_000_000  # one decoded image (a 40-megapixel photo is fine; a decompression bomb is not)
+MAX_FOLDER_FILES = 250_000  # files looked at (CIFAR-10 as a folder has 60,000 images)
+MAX_FOLDER_BYTES = 4 * 2**30  # bytes read, or passed over in an archive (CIFAR-10's archive holds ~0.2 GB)
 
 # name → (what it is, download size), shown in the dataset picker and in error messages
 DATASETS = {
@@ -190,34 +196,106 @@ def _decode(raw: bytes):
     from PIL import Image
 
     img = Image.open(io.BytesIO(raw))
+    if img.width * img.height > MAX_IMAGE_PIXELS:
+        raise DatasetUnavailable(f"it has {img.width:,}×{img.height:,} pixels, more than the "
+                                 f"{MAX_IMAGE_PIXELS // 10**6} megapixels LayerLens opens")
     img = img.convert("L" if img.mode in ("L", "1", "I;16", "I", "LA") else "RGB")
     return _square(img, FOLDER_IMAGE_SIZE) if max(img.size) > 64 else img
 
 
+def _checked_folder(path: Path) -> None:
+    """Refuse, before anything is opened, a path that is neither a regular file nor a folder with train/ and test/:
+    a device (/dev/zero) or a pipe would be read forever, and / or /proc would be searched file by file."""
+    if path.is_dir():
+        if not ((path / "train").is_dir() or (path / "test").is_dir()):  # one of them: _decode_folder says more
+            raise DatasetUnavailable(f"{path} is not an image folder: it needs train/<class>/ and test/<class>/ "
+                                     f"sub-folders with the images in them.")
+    elif not path.is_file():  # is_file: a regular file, never a device, a pipe or a socket
+        raise DatasetUnavailable(f"{path} is neither a folder nor a file (a device or a pipe, say): type the name of "
+                                 f"an image folder or of a .tar/.tar.gz archive of one.")
+
+
+class _Budget:
+    """Counts the files and bytes that reading one folder or archive costs; refuses with a sentence past the limits."""
+
+    def __init__(self, path: Path):
+        self.path, self.files, self.bytes = path, 0, 0
+
+    def take(self, name: str, size: int, image: bool) -> None:
+        self.files, self.bytes = self.files + 1, self.bytes + size
+        if image and size > MAX_IMAGE_BYTES:
+            how_big, limit = f"{size / 2**30:.1f} GB" if size >= 2**30 else f"{size / 2**20:.0f} MB", MAX_IMAGE_BYTES
+            if self.path.is_file():  # an archive's header says so: a forged or damaged archive
+                raise DatasetUnavailable(f"{name} in {self.path} says it is {how_big}, far more than an image "
+                                         f"({limit // 2**20} MB at most): the archive is damaged; copy or download "
+                                         f"it again.")
+            raise DatasetUnavailable(f"{name} in {self.path} is {how_big}, more than an image LayerLens reads "
+                                     f"({limit // 2**20} MB at most): replace it with a smaller one.")
+        if self.files > MAX_FOLDER_FILES or self.bytes > MAX_FOLDER_BYTES:
+            raise DatasetUnavailable(f"{self.path} holds more than {MAX_FOLDER_FILES:,} files or "
+                                     f"{MAX_FOLDER_BYTES // 2**30} GB, more than LayerLens reads for one dataset: "
+                                     f"use a smaller folder.")
+
+
+class _ArchiveCutOff(EOFError):
+    """The archive ends before its end: cut off while it was copied or downloaded."""
+
+
+class _Header(tarfile.TarInfo):
+    """A tar header that notices an archive cut off between two files: tarfile ends such archives silently, as if
+    they were complete (only a block of zeros is a real end)."""
+
+    @classmethod
+    def fromtarfile(cls, tar):
+        try:
+            return super().fromtarfile(tar)
+        except (tarfile.EmptyHeaderError, tarfile.TruncatedHeaderError) as err:
+            raise _ArchiveCutOff(f"the archive ends after {len(tar.members)} files ({err})") from err
+
+
 def _folder_files(path: Path, within: Path | None = None):
     """Yield (split, class, file name, read-bytes function) for every image in a folder or .tar(.gz) archive.
-    within: refuse files (a symlink, say) that lead outside this folder."""
+    within: refuse files (a symlink, say) that lead outside this folder. Only regular files are read, within _Budget;
+    path itself has passed _checked_folder."""
+    budget = _Budget(path)
     if path.is_dir():
-        for f in sorted(path.glob("*/*/*")):
-            if f.suffix.lower() in IMAGE_SUFFIXES and f.parts[-3] in ("train", "test"):
-                if within is not None and not f.resolve().is_relative_to(within):
-                    raise DatasetUnavailable(f"{f.relative_to(path)} links to a file outside {within}, which this "
-                                             f"server does not read. Copy the image into the folder instead.")
-                yield f.parts[-3], f.parts[-2], f.name, f.read_bytes
+        for f in sorted(f for split in ("train", "test") for f in (path / split).glob("*/*")):
+            if f.suffix.lower() not in IMAGE_SUFFIXES or f.is_dir():
+                continue
+            if within is not None and not f.resolve().is_relative_to(within):
+                raise DatasetUnavailable(f"{f.relative_to(path)} links to a file outside {within}, which this "
+                                         f"server does not read. Copy the image into the folder instead.")
+            if not f.is_file():
+                raise DatasetUnavailable(f"{f.relative_to(path)} is not a file but a device or a pipe, which "
+                                         f"LayerLens does not read: remove it from the image folder.")
+            budget.take(str(f.relative_to(path)), f.stat().st_size, image=True)
+            yield f.parts[-3], f.parts[-2], f.name, f.read_bytes
         return
     if not tarfile.is_tarfile(path):
         raise DatasetUnavailable(f"{path} is neither a folder nor a .tar/.tar.gz archive of one.")
-    with tarfile.open(path) as tar:
-        for member in tar:
+    with tarfile.open(path, tarinfo=_Header) as tar:
+        for member in tar:  # a member's size is checked before tarfile passes over its bytes
             parts = Path(member.name).parts
-            if member.isfile() and len(parts) >= 3 and parts[-3] in ("train", "test") \
-                    and Path(member.name).suffix.lower() in IMAGE_SUFFIXES:
-                yield parts[-3], parts[-2], parts[-1], tar.extractfile(member).read
+            image = member.isfile() and len(parts) >= 3 and parts[-3] in ("train", "test") \
+                and Path(member.name).suffix.lower() in IMAGE_SUFFIXES
+            budget.take(member.name, member.size, image)
+            if image:
+                yield parts[-3], parts[-2], parts[-1], functools.partial(_member_bytes, tar, member)
+        while budget.bytes <= MAX_FOLDER_BYTES and (rest := tar.fileobj.read(2**20)):  # to the end: a .gz checks
+            budget.bytes += len(rest)  # its length and checksum there
+
+
+def _member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    data = tar.extractfile(member).read()
+    if len(data) != member.size:
+        raise _ArchiveCutOff(f"{member.name} has {len(data)} of its {member.size} bytes")
+    return data
 
 
 def _folder_fingerprint(path: Path) -> str:
     """Changes whenever an image is added, removed or rewritten (or the archive changes)."""
-    files = [path] if path.is_file() else sorted(p for p in path.glob("*/*/*") if p.is_file())
+    files = [path] if path.is_file() else sorted(p for split in ("train", "test") for p in (path / split).glob("*/*")
+                                                 if p.is_file())
     stats = "|".join(f"{p.relative_to(path) if p != path else p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
                      for p in files)
     return hashlib.sha1(f"{path.resolve()}|{FOLDER_IMAGE_SIZE}|mixed|{stats}".encode()).hexdigest()[:16]
@@ -265,8 +343,10 @@ def _decode_folder(path: Path, within: Path | None) -> dict:
         try:
             images[split].append((label, _decode(raw)))
         except Exception as err:  # PIL raises many kinds for broken files
-            raise DatasetUnavailable(f"Could not read {split}/{label}/{filename}: it is not an image PIL can open "
-                                     f"({type(err).__name__}). Remove or replace that file.") from err
+            why = str(err) if isinstance(err, DatasetUnavailable) else \
+                f"it is not an image PIL can open ({type(err).__name__})"
+            raise DatasetUnavailable(f"Could not read {split}/{label}/{filename}: {why}. Remove or replace that "
+                                     f"file.") from err
     if not images["train"] or not images["test"]:
         raise DatasetUnavailable(f"{path} needs images in both train/<class>/ and test/<class>/ (found "
                                  f"{len(images['train'])} train and {len(images['test'])} test images).")
@@ -293,11 +373,27 @@ def _unreadable_folder(path: Path, err: Exception) -> DatasetUnavailable:
     if isinstance(err, PermissionError):
         return DatasetUnavailable(f"LayerLens may not read {err.filename or path} ({said(err)}). Let the server's "
                                   f"user read that folder, or copy the images into one it can read.")
+    if path.is_file() and (isinstance(err, EOFError) or "unexpected end of data" in str(err)):  # tarfile's words
+        return DatasetUnavailable(f"The archive {path.name} is cut off: it ends before its last file, as when a copy "
+                                  f"or a download stops early; copy or download it again.")
     if path.is_file():
-        return DatasetUnavailable(f"The archive {path} looks damaged or cut short ({said(err)}). Copy or download "
-                                  f"it again.")
+        return DatasetUnavailable(f"The archive {path.name} is damaged (the server's log says how): copy or "
+                                  f"download it again.")
     return DatasetUnavailable(f"Could not read the image folder {path} ({said(err)}). Check that its files can be "
                               f"opened, then try again.")
+
+
+def _check_classes(path: Path, arrays: dict) -> None:
+    """Refuse a dataset with nothing to tell apart: one class, or a test set of one class (100% right, as random)."""
+    classes = arrays["classes"]
+    tested = sorted({classes[i] for i in arrays["y_test"].tolist()})
+    if len(classes) < 2:
+        raise DatasetUnavailable(f"{path} has only one class ({classes[0]}), and a network learns to tell classes "
+                                 f"apart: add a second class folder under train/ and test/.")
+    if len(tested) < 2:
+        raise DatasetUnavailable(f"The test/ images of {path} are all of one class ({tested[0]}), so a test could "
+                                 f"not tell whether the network tells classes apart: add test images of another "
+                                 f"class.")
 
 
 def load_folder(path: Path, cache_dir: Path | None = None, within: Path | None = None) -> ImageData:
@@ -312,6 +408,7 @@ def load_folder(path: Path, cache_dir: Path | None = None, within: Path | None =
     if not path.exists():
         raise DatasetUnavailable(f"No image folder at {path}. It needs train/<class>/ and test/<class>/ sub-folders.")
     try:
+        _checked_folder(path)  # before anything is opened
         cached = Path(cache_dir or default_cache_dir()) / "folders" / f"{_folder_fingerprint(path)}.pt"
         d = _read_cache(cached)
         if d is None:
@@ -319,6 +416,7 @@ def load_folder(path: Path, cache_dir: Path | None = None, within: Path | None =
             _write_cache(cached, d)
     except (OSError, EOFError, zlib.error, tarfile.TarError) as err:  # reading the images (the cache only warns)
         raise _unreadable_folder(path, err) from err
+    _check_classes(path, d)
     return from_uint8(f"{FOLDER_PREFIX}{path}", d["x_train"], d["y_train"], d["x_test"], d["y_test"], d["classes"])
 
 

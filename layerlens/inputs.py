@@ -12,11 +12,14 @@ from .nets import NetConfig
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 40_000_000  # a 40-megapixel photo is fine; a decompression bomb is not
+MAX_ASPECT = 20  # longer than this for its width is a line, not a picture (and is drawn 0 pixels wide, scaled down)
+FORMATS = ("PNG", "JPEG", "MPO", "WEBP")  # MPO: the JPEG many phone cameras write, with extra frames after the photo
 DIGIT_BOX, DIGIT_SIZE = 20, 28  # MNIST: the digit scaled into 20×20, centred by mass in 28×28
 
 
 def read_upload(data: bytes, name: str = "the file") -> tuple[Image.Image, list[str]]:
-    """Decode an uploaded PNG or JPEG into an RGB image, plus notes on what was converted.
+    """Decode an uploaded PNG, JPEG (a phone's MPO: its first frame) or WebP into an RGB image, plus notes on what
+    was converted.
 
     Raises ValueError, with what is wrong and what to do, for anything that is not a usable still image.
     """
@@ -30,10 +33,14 @@ def read_upload(data: bytes, name: str = "the file") -> tuple[Image.Image, list[
             if image.width * image.height > MAX_PIXELS:
                 raise ValueError(f"{name} is {image.width}×{image.height} pixels, too large to open safely; "
                                  "upload a smaller image.")
-            if image.format not in ("PNG", "JPEG"):
-                raise ValueError(f"{name} is a {image.format} image; upload a PNG or JPEG.")
-            if getattr(image, "n_frames", 1) > 1:
+            if image.format not in FORMATS:
+                raise ValueError(f"{name} is a {image.format} image; upload a PNG or JPEG (or WebP).")
+            if getattr(image, "n_frames", 1) > 1 and image.format != "MPO":  # an MPO's first frame is the photo
                 raise ValueError(f"{name} is animated ({image.n_frames} frames); upload a still image.")
+            width, height = image.size
+            if max(width, height) > MAX_ASPECT * min(width, height):
+                raise ValueError(f"{name} is {width}×{height} pixels, a line rather than a picture; upload an image "
+                                 f"at most {MAX_ASPECT} times as long as it is wide.")
             image.load()
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         if isinstance(err, UnidentifiedImageError):

@@ -20,6 +20,15 @@ ACTIVATIONS = {
 MAX_BLOCKS = 4  # conv blocks a network may have: 28×28 digits halve to 1×1 after 4 poolings (of 3×3 kernels)
 
 
+def check_types(settings: dict, kind: type | tuple[type, ...]) -> None:
+    """ValueError naming the first setting that is not of kind (True and False count as no number): a checkpoint or
+    a link may carry anything, and a word where a number belongs would fail far from here."""
+    for name, value in settings.items():
+        if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
+            wanted = {bool: "on or off", str: "a word", int: "a whole number"}.get(kind, "a number")
+            raise ValueError(f"The setting {name.replace('_', ' ')} must be {wanted}, not {value!r}.")
+
+
 @dataclass(frozen=True)
 class ReceptiveField:
     """Which input pixels one unit of a layer sees: size and jump (stride) in pixels, centre of unit (0, 0)."""
@@ -116,6 +125,14 @@ class NetConfig:
 
     def validate(self) -> None:
         """Raise ValueError, in words a student can act on, if this network cannot be built."""
+        check_types({name: getattr(self, name) for name in ("in_channels", "image_size", "num_classes", "kernel_size",
+                                                             "first_kernel_size", "dense")}, int)
+        check_types({"channels": self.channels, "mean": self.mean, "std": self.std}, tuple)
+        check_types({f"channels of block {i}": c for i, c in enumerate(self.channels, start=1)}, int)
+        check_types({"dropout": self.dropout, **{f"{name} {i}": v for name in ("mean", "std")
+                                                 for i, v in enumerate(getattr(self, name), start=1)}}, (int, float))
+        check_types({"padding": self.padding, "batch_norm": self.batch_norm}, bool)
+        check_types({"activation": self.activation}, str)
         if not 1 <= len(self.channels) <= MAX_BLOCKS:
             raise ValueError(f"Use 1 to {MAX_BLOCKS} conv blocks (got {len(self.channels)}).")
         if any(c < 1 for c in self.channels):

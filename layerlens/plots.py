@@ -403,7 +403,8 @@ def maps_figure(points: dict[str, np.ndarray], labels: np.ndarray, classes: tupl
     at the others.
     """
     fig = make_subplots(rows=1, cols=len(points), horizontal_spacing=0.02,
-                        subplot_titles=[f"{name}<br>separation {scores[name]:.2f}" for name in points])
+                        subplot_titles=[f"{name}<br>separation {scores[name]:.2f}" if math.isfinite(scores[name])
+                                        else f"{name}<br>separation n/a" for name in points])
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
                "#17becf"]
     for col, (name, xy) in enumerate(points.items(), start=1):

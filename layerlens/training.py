@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .data import CIFAR10, FASHION_MNIST, MNIST, SAMPLE, ImageData, mirror_by_default
-from .nets import Net, NetConfig, SeededDropout, parameter_counts, weighted_layers
+from .nets import Net, NetConfig, SeededDropout, check_types, parameter_counts, weighted_layers
 
 OPTIMIZERS = ("adam", "sgd")
 EPOCH_TEST_IMAGES = 2000  # test images scored after every epoch but the last (which scores all of them)
@@ -46,12 +46,18 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ValueError with a message a student can act on."""
+        if not isinstance(self.net, NetConfig):
+            raise ValueError("The network's settings are missing.")
         self.net.validate()
+        check_types({"learning_rate": self.learning_rate}, (int, float))
+        check_types({name: getattr(self, name) for name in ("batch_size", "epochs", "train_size", "seed")}, int)
+        check_types({"dataset": self.dataset, "optimizer": self.optimizer, "schedule": self.schedule}, str)
+        check_types({"augment": self.augment}, bool)
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"Unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS}.")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"Unknown schedule {self.schedule!r}; choose one of {SCHEDULES}.")
-        if not self.learning_rate > 0:
+        if not 0 < self.learning_rate < math.inf:
             raise ValueError(f"The learning rate must be positive (got {self.learning_rate}).")
         if self.batch_size < 1 or self.epochs < 1 or self.train_size < 0:
             raise ValueError("Batch size and epochs must be at least 1, and the training size not negative.")
@@ -119,6 +125,26 @@ class History:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
+    def check(self) -> None:
+        """ValueError naming a field that is not what the pages draw (a checkpoint may hold anything)."""
+        def numbers(values) -> bool:
+            return isinstance(values, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                    for v in values)
+
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "kernels":
+                fine = isinstance(value, list) and all(isinstance(k, torch.Tensor) and k.ndim == 4 for k in value)
+            elif f.name == "states":
+                fine = isinstance(value, dict) and all(isinstance(e, int) and isinstance(s, dict)
+                                                       for e, s in value.items())
+            elif f.name in ("distance_to_final", "distance_from_init", "grad_norm"):  # per layer
+                fine = isinstance(value, dict) and all(isinstance(k, str) and numbers(v) for k, v in value.items())
+            else:
+                fine = numbers(value)
+            if not fine:
+                raise ValueError(f"{f.name.replace('_', ' ')} holds something other than what LayerLens records")
+
 
 @dataclass(eq=False)
 class TrainResult:
@@ -162,12 +188,38 @@ def model_at_epoch(result: TrainResult, epoch: int | None) -> Net:
     return model
 
 
+# Fewer weight updates than this are too few to learn from, whatever the learning rate. Batch-norm makes it worse:
+# on test images it uses running averages that move 10% of the way (momentum 0.1) at each update, so after n updates
+# 0.9**n of their random start is left: 43% after 8, under 1% after 50.
+FEW_UPDATES = 50
+
+
+def updates_taken(result: TrainResult) -> int:
+    """How many times training changed the weights: one update per batch, every epoch."""
+    if result.history.step_loss:
+        return len(result.history.step_loss)
+    m = result.metrics
+    return m["epochs"] * math.ceil(m["train_images"] / result.config.batch_size)
+
+
 def training_problem(result: TrainResult) -> str | None:
-    """What went wrong in words, when training diverged or the network ends no better than guessing."""
+    """What went wrong in words, when training diverged or the network ends no better than guessing (diagnosed
+    before advising: too few updates is its own lesson, not the learning rate's)."""
     if result.diverged:
         return result.diverged
     classes = result.config.net.num_classes
     if result.metrics["test_accuracy"] < 1.5 / classes:
+        updates, config = updates_taken(result), result.config
+        if updates < FEW_UPDATES:
+            batches = math.ceil(result.metrics["train_images"] / config.batch_size)
+            return (f"The network is no better than guessing: {result.metrics['test_accuracy']:.0%} right, where "
+                    f"picking a class at random gets {1 / classes:.0%}, because it took only {updates} "
+                    f"step{'s' if updates != 1 else ''} ({result.metrics['epochs']} epoch"
+                    f"{'s' if result.metrics['epochs'] != 1 else ''} of {batches} batch{'es' if batches != 1 else ''}"
+                    f" of up to {config.batch_size} images), too few to learn"
+                    + (", and batch-norm's running averages, which it uses on test images, have not settled"
+                       if config.net.batch_norm else "")
+                    + f". Use a smaller batch or more epochs, so that it takes at least {FEW_UPDATES} steps.")
         return (f"The network is no better than guessing: {result.metrics['test_accuracy']:.0%} right, where picking a "
                 f"class at random gets {1 / classes:.0%}. Its loss is stuck, so the error fed back no longer changes "
                 f"the weights usefully. A learning rate far too high (here {result.config.learning_rate:g}) knocks the "
