@@ -12,12 +12,16 @@ from layerlens.classic import ClassicResult
 from layerlens.jobs import Job
 from layerlens.learning import HandSteps
 from layerlens.training import TrainConfig, TrainResult
+from layerlens.uploads import UploadedImages
 
 MODEL_KEY = "current_model"  # the visitor's TrainResult
 CLASSIC_KEY = "classic_models"  # the visitor's latest traditional models on raw pixels (ClassicResults)
 QUEUE_JOB_KEY = "queue_job"  # the visitor's training job while it waits, so that Cancel can reach it
 CANCELLED_KEY = "queue_cancelled"  # the config key of the visitor's last cancelled training
 STEPS_KEY = "learning_steps"  # the network the visitor steps by hand on the Learning page
+PHOTOS_KEY = "images_photos"  # the photos the visitor took on the Your images page: [(class, PNG as stored)]
+UPLOADED_KEY = "images_uploaded"  # the image folder the visitor's last upload (or photos) became
+EXPORTS_KEY = "page_exports"  # what the page drew in this run, for its downloads (charts.py)
 
 
 def _keep(key: str, value) -> None:
@@ -85,3 +89,31 @@ def hand_steps() -> HandSteps | None:
 
 def set_hand_steps(steps: HandSteps | None) -> None:
     _keep(STEPS_KEY, steps)
+
+
+def page_exports() -> dict[str, dict]:
+    """What the page drew in this run, for its zip: {"figures": key → (figure, summary), "tables": name → rows}."""
+    return st.session_state.setdefault(EXPORTS_KEY, {"figures": {}, "tables": {}})
+
+
+def forget_page_exports() -> None:
+    """Start the next run with nothing drawn."""
+    st.session_state.pop(EXPORTS_KEY, None)
+
+
+def class_photos() -> list[tuple[str, bytes]]:
+    """The photos the visitor took, (class name, the photo as its folder will keep it), in the order taken."""
+    return st.session_state.get(PHOTOS_KEY, [])
+
+
+def set_class_photos(photos: list[tuple[str, bytes]]) -> None:
+    _keep(PHOTOS_KEY, photos or None)
+
+
+def uploaded_images() -> UploadedImages | None:
+    """The image folder the visitor's last upload (a zip, or their photos) became, if any."""
+    return st.session_state.get(UPLOADED_KEY)
+
+
+def set_uploaded_images(uploaded: UploadedImages | None) -> None:
+    _keep(UPLOADED_KEY, uploaded)

@@ -1,24 +1,20 @@
 """Train page: every architecture and training setting as a widget; moving one retrains."""
-import re
-
 import pandas as pd
 import streamlit as st
 
+import charts
 import chrome
 import server
 import session
 import tasks
 import train_form
-from layerlens import plots
-from layerlens.checkpoints import save_checkpoint
+from layerlens import exports, plots, summaries
 from layerlens.data import ImageData
 from layerlens.formatting import percent
 from layerlens.inspection import layer_table
 from layerlens.training import TrainConfig, TrainResult, training_problem
 
 chrome.inside_navigation()
-
-MODEL_NAME = r"[A-Za-z0-9_-]{1,40}"
 
 
 def wanted_config(name: str | None, architecture: dict,
@@ -63,30 +59,44 @@ def results(result: TrainResult) -> None:
     cols[2].metric("Training time", f"{m['seconds']:.1f} s")
     cols[3].metric("Learned weights", f"{m['params']:,}")
     cols[4].metric("Images per second", f"{m['images_per_second']:,.0f}", help=f"on {m['device']}")
-    st.plotly_chart(plots.history_figure(result.history), key="train_history")
+    charts.chart(plots.history_figure(result.history), "train_history", summaries.history_summary(result.history))
     st.subheader("The network, layer by layer")
     st.caption("Each box is a layer; its output (channels × height × width) is the next layer's input. The numbers "
                "under it are its learned weights. Real networks range from hundreds of weights to billions.")
     rows = layer_table(result.model)
-    st.plotly_chart(plots.architecture_figure(rows), key="train_architecture")
+    charts.chart(plots.architecture_figure(rows), "train_architecture", summaries.architecture_summary(rows))
     with st.expander("As a table"):
         st.dataframe(pd.DataFrame(rows), hide_index=True)
     st.subheader("Which classes get confused?")
     st.caption("Rows are the true class, columns the network's answer: the diagonal is right, everything else a "
                "mistake.")
     classes = server.dataset(result.config.dataset).classes
-    st.plotly_chart(plots.confusion_figure(server.test_confusion(result), classes), key="train_confusion")
+    counts = server.test_confusion(result)
+    charts.chart(plots.confusion_figure(counts, classes), "train_confusion",
+                 summaries.confusion_summary(counts, classes))
+    charts.csv_button("confusion-matrix", exports.confusion_rows(counts, classes), key="train_btn_confusion_csv")
+
+
+def take_away(result: TrainResult) -> None:
+    """The model as files: a checkpoint for LayerLens and PyTorch, and ONNX for Netron (both made when asked)."""
+    st.subheader("Take the model with you")
+    classes, stem = server.dataset(result.config.dataset).classes, exports.file_stem(result)
+    c_pt, c_onnx = st.columns(2)
+    c_pt.download_button("⬇️ Model (.pt)", lambda: exports.checkpoint_bytes(result), file_name=f"{stem}.pt",
+                         mime="application/octet-stream", key="train_btn_download_pt", on_click="ignore")
+    c_pt.caption("Settings, weights and history. Put it in the models/ folder to load it under **Saved models**, or "
+                 "open it in Python with `torch.load(path, weights_only=True)`.")
+    c_onnx.download_button("⬇️ Model as ONNX", lambda: exports.onnx_bytes(result.model, classes),
+                           file_name=f"{stem}.onnx", mime="application/octet-stream", key="train_btn_download_onnx",
+                           on_click="ignore", help="Made when you click: 2–5 s.")
+    c_onnx.caption("The network as a graph any tool can read: open it in [Netron](https://netron.app) to see every "
+                   "layer and its weights.")
 
 
 def saved_models(result: TrainResult) -> None:
     with st.expander("Saved models (models/ folder)"):
         c_save, c_load = st.columns(2)
-        model_name = c_save.text_input("Name", key="train_save_name")
-        if c_save.button("Save the current model", key="train_btn_save"):
-            if not re.fullmatch(MODEL_NAME, model_name):
-                c_save.error("Use 1–40 letters, digits, '-' or '_' for the name.")
-            else:
-                c_save.success(f"Saved as {save_checkpoint(result, server.models_dir() / f'{model_name}.pt')}")
+        train_form.save_current_model(c_save, result)
         saved = sorted(p.name for p in server.models_dir().glob("*.pt"))
         c_load.selectbox("Saved model", saved, key="train_load_name")
         c_load.button("Load it", key="train_btn_load", disabled=not saved, on_click=train_form.load_saved_model)
@@ -108,3 +118,4 @@ if result is None:
 st.divider()
 results(result)
 saved_models(result)
+take_away(result)

@@ -2,10 +2,11 @@
 import streamlit as st
 import torch
 
+import charts
 import chrome
 import tasks
 import widgets
-from layerlens import plots
+from layerlens import plots, summaries
 from layerlens.inspection import layer_outputs
 
 chrome.inside_navigation()
@@ -31,8 +32,8 @@ def through_the_blocks(model, outputs, every_step: bool) -> None:
         st.markdown(depth_caption(info.index, blocks))
         for name in [s for s in (info.layers if every_step else [info.act]) if s in outputs]:
             maps = outputs[name][0]  # (C, H, W)
-            st.plotly_chart(plots.feature_grid(maps, f"{name}: {maps.shape[0]} maps of {maps.shape[1]}×"
-                                               f"{maps.shape[2]}"), key=f"layers_{name}")
+            charts.chart(plots.feature_grid(maps, f"{name}: {maps.shape[0]} maps of {maps.shape[1]}×{maps.shape[2]}"),
+                         f"layers_{name}", summaries.feature_maps_summary(maps, name))
         pooled = outputs[info.pool][0]
         nxt = f"block {info.index + 1}" if info.index < blocks else "the dense layers"
         st.caption(f"Pooling keeps the strongest value in each 2×2 square: these maps shrink to "
@@ -45,12 +46,14 @@ def dense_and_output(outputs, probs: torch.Tensor, classes) -> None:
         st.subheader("Dense layer")
         st.markdown("**Objects.** All maps are flattened into one list of numbers, and each neuron here weighs all "
                     "of them, adds a bias and fires: a compact description of the whole image.")
-        st.plotly_chart(plots.vector_figure(outputs["dense_act"][0],
-                                            f"dense: {outputs['dense_act'].shape[1]} neurons"), key="layers_dense")
+        dense = outputs["dense_act"][0]
+        charts.chart(plots.vector_figure(dense, f"dense: {len(dense)} neurons"), "layers_dense",
+                     summaries.vector_summary(dense, "dense"))
     st.subheader("Output: the classifier")
     st.markdown(f"The last layer gives one score per class; *softmax* turns the scores into probabilities that add up "
                 f"to 100%. Here: **{probs[best]:.0%} likely {classes[best]}**.")
-    st.plotly_chart(plots.probability_figure(probs, classes), key="layers_probabilities")
+    charts.chart(plots.probability_figure(probs, classes), "layers_probabilities",
+                 summaries.probability_summary(probs, classes))
 
 
 result, data = tasks.current_model()
@@ -70,9 +73,11 @@ outputs = layer_outputs(model, image[None])
 probs = torch.softmax(outputs["classifier"], dim=1)[0]
 best = int(probs.argmax())
 c_in, c_say = st.columns([1, 2])
-c_in.plotly_chart(plots.image_figure(image, f"input: {'×'.join(map(str, image.shape))}"), key="layers_input")
+truth = classes[int(data.y_test[index])]
+charts.chart(plots.image_figure(image, f"input: {'×'.join(map(str, image.shape))}"), "layers_input",
+             summaries.image_summary(image, truth), where=c_in)
 c_say.markdown(f"### The network says **{classes[best]}**, {probs[best]:.0%} sure\n"
-               f"The true label is **{classes[int(data.y_test[index])]}**. Scroll down to see how it got there, layer "
+               f"The true label is **{truth}**. Scroll down to see how it got there, layer "
                "by layer.")
 through_the_blocks(model, outputs, every_step)
 dense_and_output(outputs, probs, classes)

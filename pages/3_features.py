@@ -2,11 +2,12 @@
 import streamlit as st
 import torch
 
+import charts
 import chrome
 import server
 import tasks
 import widgets
-from layerlens import plots
+from layerlens import plots, summaries
 from layerlens.features import (TopPatches, centre_field, channel_maxima, orientation_label, settling_order,
                                 sort_by_orientation, top_patches, visualise_channels)
 from layerlens.images import kernel_tiles, stretch
@@ -40,7 +41,8 @@ def depth_summary(tops: dict[int, TopPatches]) -> None:
         strongest = top.values[:, 0].topk(min(4, len(top.values))).indices  # the channels that fire hardest
         summary.append((f"block {i}: {top.field.size}×{top.field.size} px",
                         [top.patches[c, j] for c in strongest for j in range(min(3, top.patches.shape[1]))]))
-    st.plotly_chart(plots.depth_figure(summary), key="features_depth")
+    shown = [(i, top.field.size, len(tiles)) for (i, top), (_, tiles) in zip(tops.items(), summary)]
+    charts.chart(plots.depth_figure(summary), "features_depth", summaries.depth_summary(shown))
     st.caption("Each row is one channel, each tile a test image where it fired hardest. Block 1 sees a few pixels: "
                "edges and colour changes. Each block after it sees a larger patch and combines the last block's "
                "detectors: motifs (corners, curves), then parts of digits or objects.")
@@ -51,9 +53,10 @@ def kernels_section(model) -> list[int]:
     st.subheader("First-layer kernels: edge detectors")
     kernels, blocks = model.layers.conv1.weight.detach(), model.feature_info
     order = sort_by_orientation(kernels)
-    st.plotly_chart(plots.image_grid([kernel_tiles(kernels)[i] for i in order], columns=min(12, len(order)),
-                                     labels=[orientation_label(kernels[i]) for i in order], tile=40),
-                    key="features_kernels")
+    labels = [orientation_label(kernels[i]) for i in order]
+    charts.chart(plots.image_grid([kernel_tiles(kernels)[i] for i in order], columns=min(12, len(order)),
+                                  labels=labels, tile=40), "features_kernels",
+                 summaries.kernels_summary(kernels, labels))
     st.caption("Each tile is one kernel's weights: " + ("its colours are the colours it weighs up, mid-grey is 0. "
                if model.config.in_channels == 3 else "red weighs a pixel up, blue down, white is 0. ") + "The label "
                "is the edge direction it detects, or *blob* for a spot or colour detector; detectors of one direction "
@@ -67,9 +70,9 @@ def kernels_section(model) -> list[int]:
     deeper = getattr(model.layers, info.conv).weight.detach()  # (C_out, C_in, k, k)
     channel = (c_channel.slider("Its output channel", 0, deeper.shape[0] - 1, key="features_kernel_channel")
                if deeper.shape[0] > 1 else 0)
-    st.plotly_chart(plots.feature_grid(deeper[channel], f"{info.conv}, channel {channel}: one {info.kernel}×"
-                                       f"{info.kernel} kernel per input channel ({deeper.shape[1]})"),
-                    key="features_deeper")
+    charts.chart(plots.feature_grid(deeper[channel], f"{info.conv}, channel {channel}: one {info.kernel}×"
+                                    f"{info.kernel} kernel per input channel ({deeper.shape[1]})"),
+                 "features_deeper", summaries.input_kernels_summary(deeper[channel], f"{info.conv}, channel {channel}"))
     st.caption("A deeper channel has one kernel per map of the layer before: red weighs that map up, blue down. "
                "It fires where the right earlier detectors fire together: that is how edges become motifs.")
     return order
@@ -90,13 +93,14 @@ def excites_and_wants(result, data, tops: dict[int, TopPatches]) -> None:
     steps = c_steps.select_slider("Feature-visualisation steps", VISUALISATION_STEPS, key="features_steps")
     channels = tuple(range(first, min(count, first + PER_PAGE)))
     wants = visualisations(result, blocks[block - 1].act, channels, steps) if steps else None
-    tiles, labels = [], []
+    tiles, labels, classes = [], [], []
     for c in channels:
         tiles += ([stretch(wants[c - first])] if wants is not None else []) + [top.patches[c, j] for j in range(k)]
         found = [str(data.classes[int(data.y_test[top.image_index[c, j]])]) for j in range(k)]
         labels += ([f"ch {c} wants"] if wants is not None else []) + [f"ch {c}: {found[0]}"] + found[1:]
-    st.plotly_chart(plots.image_grid(tiles, columns=k + (wants is not None), labels=labels, tile=40),
-                    key="features_patches")
+        classes.append(found)
+    charts.chart(plots.image_grid(tiles, columns=k + (wants is not None), labels=labels, tile=40), "features_patches",
+                 summaries.patches_summary(block, top.field.size, classes, first, wants is not None))
     st.caption(f"Block {block} neurons see {top.field.size}×{top.field.size} pixels. Each row: "
                + ("first the patch grown from grey noise to excite that channel's centre neuron most (*what it "
                   "wants*), then " if steps else "")
@@ -113,12 +117,14 @@ def filmstrip(result, order: list[int]) -> None:
         return
     widgets.default("features_epoch", len(history.kernels) - 1, range(len(history.kernels)))
     epoch = st.slider("Epoch (0 = the random start)", 0, len(history.kernels) - 1, key="features_epoch")
-    st.plotly_chart(plots.image_grid([kernel_tiles(history.kernels[epoch])[i] for i in order],
-                                     columns=min(12, len(order)), tile=40), key="features_filmstrip")
+    charts.chart(plots.image_grid([kernel_tiles(history.kernels[epoch])[i] for i in order],
+                                  columns=min(12, len(order)), tile=40), "features_filmstrip",
+                 summaries.filmstrip_summary(history.kernels, epoch))
     settled = settling_order(history, result.config.net)
     if not settled:  # a model saved before the distances were recorded
         return
-    st.plotly_chart(plots.settling_figure(history), key="features_settling")
+    charts.chart(plots.settling_figure(history), "features_settling",
+                 summaries.layer_epochs_summary(history.distance_to_final, "distance from the final weights"))
     measured = ", ".join(f"{name} {mean:.2f}" for name, mean in settled)
     verdict = ("the earlier the layer, the sooner it settled"
                if [n for n, _ in settled] == sorted(n for n, _ in settled)

@@ -5,13 +5,14 @@ import pandas as pd
 import streamlit as st
 import torch
 
+import charts
 import chrome
 import server
 import session
 import tasks
 import white_box
 import widgets
-from layerlens import plots
+from layerlens import exports, plots, summaries
 from layerlens.classic import (FEATURES, HOG_CELL, HOG_CELLS, MODELS, classic_config, cnn_scores_on, cost_rows,
                                curve_sizes, read_curves)
 from layerlens.inspection import confusion_counts
@@ -77,11 +78,13 @@ def costs(result, data, fitted: dict, cnn_accuracy: float, cnn_seconds: float, s
           test_size: int) -> None:
     st.subheader("Who gets the test images right, and at what cost")
     kinds, m, available = list(fitted), result.metrics, len(data.x_train)
-    st.plotly_chart(plots.accuracy_figure([{"model": r.label, "features": FEATURES[k], "accuracy": r.test_accuracy}
-                                           for k in kinds for r in fitted[k]], cnn_accuracy), key="classic_accuracy")
+    bars = [{"model": r.label, "features": FEATURES[k], "accuracy": r.test_accuracy} for k in kinds for r in fitted[k]]
+    charts.chart(plots.accuracy_figure(bars, cnn_accuracy), "classic_accuracy",
+                 summaries.accuracy_summary(bars, cnn_accuracy))
     table = cost_rows(m, cnn_accuracy, cnn_seconds, fitted)
     st.dataframe(pd.DataFrame(table), hide_index=True, height=35 * (len(table) + 1) + 3,
                  column_config=COSTS_COLUMNS, key="classic_costs")
+    charts.csv_button("costs", table, key="classic_btn_costs_csv")
     subset = (f"The traditional models learned from **{fitted['pixels'][0].train_images:,} of the {available:,}** "
               f"training images (a random subset, the same for all), the CNN from {m['train_images']:,}. "
               if fitted["pixels"][0].train_images < m["train_images"] else "")
@@ -107,7 +110,8 @@ def learning_curves(result, data, choice: Choice) -> None:
     if not curves:
         tasks.learning_curves(result, data, curve_configs, cnn_sizes, measure=True)
         st.rerun()  # draw the page again without the button
-    st.plotly_chart(plots.learning_curve_figure(curves, "CNN"), key="classic_curves")
+    charts.chart(plots.learning_curve_figure(curves, "CNN"), "classic_curves", summaries.learning_curve_summary(curves))
+    charts.csv_button("learning-curves", exports.curve_rows(curves), key="classic_btn_curves_csv")
     st.markdown(read_curves(curves, "CNN"))
     st.caption(f"Each point is a model trained from scratch on the first N images of one random order (raw pixels "
                f"for the traditional models, up to the {size:,} chosen in the sidebar). Small sets give the CNN "
@@ -125,15 +129,16 @@ def side_by_side(data, fitted: dict, scored: torch.Tensor, cnn_probs) -> torch.T
                     key="classic_side_features") if len(kinds) > 1 else "pixels"
     rows = [("CNN", cnn_probs)] + [(r.label, r.probabilities) for r in fitted[kind]]
     c_image, c_table = st.columns([1, 3])
-    c_image.plotly_chart(plots.image_figure(image, f"true: {classes[truth]}", height=220), key="classic_image")
+    charts.chart(plots.image_figure(image, f"true: {classes[truth]}", height=220), "classic_image",
+                 summaries.image_summary(image, classes[truth]), where=c_image)
     c_table.dataframe(pd.DataFrame([{"model": name, "says": classes[int(p[index].argmax())],
                                      "how sure": float(p[index].max()),
                                      "right?": "✅" if p[index].argmax() == truth else "❌"} for name, p in rows]),
                       hide_index=True, key="classic_votes", column_config={
                           "how sure": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)})
-    st.plotly_chart(plots.confusion_grid([(name, confusion_counts(y_scored, torch.from_numpy(p.argmax(1)),
-                                                                  len(classes))) for name, p in rows], classes),
-                    key="classic_confusion")
+    matrices = [(name, confusion_counts(y_scored, torch.from_numpy(p.argmax(1)), len(classes))) for name, p in rows]
+    charts.chart(plots.confusion_grid(matrices, classes), "classic_confusion",
+                 summaries.confusion_grid_summary(matrices, classes))
     st.caption("Confusion matrices: rows are the true class, columns the answer. Everything off the diagonal is a "
                "mistake; compare which classes each model mixes up.")
     return image

@@ -3,12 +3,13 @@ import pandas as pd
 import streamlit as st
 import torch
 
+import charts
 import chrome
 import server
 import session
 import tasks
 import widgets
-from layerlens import plots
+from layerlens import plots, summaries
 from layerlens.attribution import knocked_out_probabilities, occlusion_map, saliency_map
 from layerlens.formatting import sure
 from layerlens.images import enlarged_rgb, overlay_image
@@ -22,7 +23,8 @@ OCCLUSION_SQUARES = [3, 4, 6, 8, 10]  # px
 def prediction(image: torch.Tensor, probs: torch.Tensor, classes, dataset: str) -> None:
     st.subheader("Prediction")
     c_bars, c_others = st.columns([3, 2])
-    c_bars.plotly_chart(plots.probability_figure(probs, classes), key="neuron_probabilities")
+    charts.chart(plots.probability_figure(probs, classes), "neuron_probabilities",
+                 summaries.probability_summary(probs, classes), where=c_bars)
     others = session.latest_classic_models(dataset)
     if not others:
         c_others.caption("Open **Traditional ML** once and its five traditional models will vote here too.")
@@ -61,18 +63,21 @@ def microscope(model, image: torch.Tensor, outputs, classes, best: int) -> None:
             widgets.default(f"neuron_map_{layer}_{channel}_{row}_{col}", source_map)
             source_map = st.slider("Input map to show", 0, products.shape[0] - 1,
                                    key=f"neuron_map_{layer}_{channel}_{row}_{col}")
-        st.plotly_chart(plots.arithmetic_figure(n.inputs[source_map], n.weights[source_map]), key="neuron_arithmetic")
+        charts.chart(plots.arithmetic_figure(n.inputs[source_map], n.weights[source_map]), "neuron_arithmetic",
+                     summaries.arithmetic_summary(n.inputs[source_map], n.weights[source_map]))
         if products.shape[0] > 1:
-            st.plotly_chart(plots.contribution_figure(per_map, [f"map {i}" for i in range(len(per_map))],
-                                                      "each input map's products, summed"), key="neuron_maps")
+            maps = [f"map {i}" for i in range(len(per_map))]
+            charts.chart(plots.contribution_figure(per_map, maps, "each input map's products, summed"), "neuron_maps",
+                         summaries.contribution_summary(per_map, maps))
         seen = "pixels (after standardising)" if block.index == 1 else f"maps of block {block.index - 1}"
         where = f"at row {row}, column {col} of channel {channel}: it sees a {n.inputs.shape[-1]}×" \
                 f"{n.inputs.shape[-1]} patch of {products.shape[0]} input {seen}"
     else:
         top = products.abs().topk(min(20, len(products))).indices
-        st.plotly_chart(plots.contribution_figure(products[top], [f"in {int(i)}" for i in top],
-                                                  f"the {len(top)} biggest of its {len(products)} products"),
-                        key="neuron_products")
+        inputs = [f"in {int(i)}" for i in top]
+        charts.chart(plots.contribution_figure(products[top], inputs,
+                                               f"the {len(top)} biggest of its {len(products)} products"),
+                     "neuron_products", summaries.contribution_summary(products[top], inputs))
         where = f"neuron {channel}: it sees all {len(products)} outputs of the layer before"
     activation = getattr(model.layers, block.act if block else "dense_act", None)
     st.markdown(f"**{names[layer]}, {where}.**  \n"
@@ -87,7 +92,8 @@ def microscope(model, image: torch.Tensor, outputs, classes, best: int) -> None:
     if layer == "classifier":
         softmax_table(outputs["classifier"][0], classes)
     elif activation is not None:
-        st.plotly_chart(plots.activation_figure(activation, net.activation, n.total), key="neuron_activation")
+        charts.chart(plots.activation_figure(activation, net.activation, n.total), "neuron_activation",
+                     summaries.activation_summary(activation, net.activation, n.total))
 
 
 def softmax_table(logits: torch.Tensor, classes) -> None:
@@ -109,8 +115,10 @@ def what_matters(model, image: torch.Tensor, grey: torch.Tensor, classes, best: 
     c_occ.image(overlay_image(image, drops), width=260,
                 caption=f"where hiding a square costs '{classes[best]}' most: up to {float(drops.max()):.2%} of "
                         "its probability")
-    c_sal.image(overlay_image(image, saliency_map(model, image, best)), width=260,
-                caption=f"pixels the '{classes[best]}' score reacts to most")
+    c_occ.caption(summaries.heatmap_summary(drops, "The drop"))
+    saliency = saliency_map(model, image, best)
+    c_sal.image(overlay_image(image, saliency), width=260, caption=f"pixels the '{classes[best]}' score reacts to most")
+    c_sal.caption(summaries.heatmap_summary(saliency, "The gradient"))
     st.caption("Left: a grey square slides over the image and we measure how much the probability of the answer "
                "drops; red is where hiding matters. Right: the gradient, how much the score changes when one pixel "
                "changes a little." + (" The network is so sure here that no single square changes its mind much; "

@@ -3,11 +3,12 @@ import pandas as pd
 import streamlit as st
 import torch
 
+import charts
 import chrome
 import session
 import tasks
 import widgets
-from layerlens import plots
+from layerlens import exports, plots, summaries
 from layerlens.formatting import percent, plural
 from layerlens.images import enlarged_rgb, kernel_tiles
 from layerlens.learning import (SCENARIOS, HandSteps, batch_indices, gradient_step, layer_changes, lesson_base,
@@ -35,7 +36,8 @@ def one_step(steps: HandSteps, image: torch.Tensor, label: int, classes, taught:
         before, after = steps.model(image[None]).softmax(1)[0], report.model(image[None]).softmax(1)[0]
     c_image, c_probs, c_loss = st.columns([1, 3, 1])
     c_image.image(enlarged_rgb(image, 160), caption=f"a training image labelled '{classes[label]}'")
-    c_probs.plotly_chart(plots.before_after_figure(before, after, classes, label), key="learning_probs")
+    charts.chart(plots.before_after_figure(before, after, classes, label), "learning_probs",
+                 summaries.before_after_summary(before, after, classes, label), where=c_probs)
     what = "this image" if not batch else f"these {batch} images"
     c_loss.metric(f"Loss on {what}", f"{report.loss_after:.3f}", f"{report.loss_after - report.loss_before:+.3f}",
                   delta_color="inverse")
@@ -44,17 +46,18 @@ def one_step(steps: HandSteps, image: torch.Tensor, label: int, classes, taught:
     st.caption(f"Grey: the network's answer now. Green: after one step of size {rate:g} on {what}"
                + (" (the next random batch; the image shown is not necessarily in it)." if batch else "."))
     c_norms, c_kernels = st.columns(2)
-    c_norms.plotly_chart(plots.layer_bars_figure(report.grad_norms, "gradient size (norm, log scale)"),
-                         key="learning_norms")
+    charts.chart(plots.layer_bars_figure(report.grad_norms, "gradient size (norm, log scale)"), "learning_norms",
+                 summaries.layer_values_summary(report.grad_norms, "gradient size"), where=c_norms)
     c_norms.caption("The error signal that reached each layer's weights in this step. It starts at the output "
                     "(classifier) and is passed back layer by layer; each layer scales it on the way.")
     kernels = steps.model.layers.conv1.weight.detach()  # (C_out, C_in, k, k), before the step
     columns = min(16, len(kernels))
-    c_kernels.plotly_chart(plots.image_grid(kernel_tiles(kernels), columns, tile=28, title="first-layer "
-                                            "kernels now"), key="learning_kernels")
-    c_kernels.plotly_chart(plots.image_grid(kernel_tiles(report.gradients["conv1"], shared=True), columns,
-                                            tile=28, title="their gradients (one scale for all)"),
-                           key="learning_kernel_gradients")
+    charts.chart(plots.image_grid(kernel_tiles(kernels), columns, tile=28, title="first-layer kernels now"),
+                 "learning_kernels", summaries.kernels_summary(kernels), where=c_kernels)
+    gradients = report.gradients["conv1"]
+    charts.chart(plots.image_grid(kernel_tiles(gradients, shared=True), columns, tile=28,
+                                  title="their gradients (one scale for all)"), "learning_kernel_gradients",
+                 summaries.kernels_summary(gradients, what="gradients"), where=c_kernels)
     c_kernels.caption("Red: the loss grows if this weight grows, so the step lowers it; blue: the opposite. "
                       "Each weight moves by −learning rate × its gradient.")
     st.dataframe(pd.DataFrame(layer_changes(report)), hide_index=True, key="learning_changes",
@@ -68,7 +71,8 @@ def step_buttons(steps: HandSteps, taught: tuple, rate: float, batch: int, test:
                       on_click=lambda n=count: steps.take(n, *taught, rate, batch, *test))
     columns[3].button("Start over", key="learning_btn_reset", on_click=session.set_hand_steps, args=(None,))
     if steps.losses:
-        st.plotly_chart(plots.steps_figure(steps.losses, steps.checks), key="learning_steps_chart")
+        charts.chart(plots.steps_figure(steps.losses, steps.checks), "learning_steps_chart",
+                     summaries.steps_summary(steps.losses, steps.checks))
         st.markdown(f"**{plural(len(steps.losses), 'step')} taken.** Test accuracy ({CHECK_IMAGES} test images): "
                     f"{percent(steps.checks[0][1])} at the start, **{percent(steps.checks[-1][1])}** now."
                     + (" Learning from one image drives its loss towards 0, but the network only memorises that "
@@ -77,17 +81,19 @@ def step_buttons(steps: HandSteps, taught: tuple, rate: float, batch: int, test:
 
 def training_dynamics(history) -> None:
     st.subheader("Training, step by step: your model")
-    st.plotly_chart(plots.history_figure(history), key="learning_history")
+    charts.chart(plots.history_figure(history), "learning_history", summaries.history_summary(history))
     if not history.grad_norm:
         st.info("This model was trained before LayerLens recorded gradients; retrain it on the Train page to see them.")
         return
     c_grad, c_moved = st.columns(2)
-    c_grad.plotly_chart(plots.gradient_norm_figure(history.grad_norm), key="learning_grad_norm")
+    charts.chart(plots.gradient_norm_figure(history.grad_norm), "learning_grad_norm",
+                 summaries.gradient_norm_summary(history.grad_norm), where=c_grad)
     c_grad.caption("The gradient reaching each layer over training (averaged over a few steps). It shrinks as the "
                    "loss falls: less error, less to feed back. A layer whose line sits far below the others "
                    "learns slowly: the signal has faded on its way back.")
-    c_moved.plotly_chart(plots.layer_epochs_figure(history.distance_from_init, "distance from the random start"),
-                         key="learning_moved")
+    charts.chart(plots.layer_epochs_figure(history.distance_from_init, "distance from the random start"),
+                 "learning_moved", summaries.layer_epochs_summary(history.distance_from_init,
+                                                                  "distance from the random start"), where=c_moved)
     c_moved.caption("How far each layer's weights have moved from where they started, relative to their size.")
 
 
@@ -114,8 +120,10 @@ def gone_wrong(result, data) -> None:
                                   f"(training images: {percent(broken.metrics['train_accuracy'])})")
     st.markdown(f"{outcome.rstrip('.')}. The same recipe unbroken: **{percent(healthy.metrics['test_accuracy'])}**.")
     c_curves, c_signal = st.columns(2)
-    c_curves.plotly_chart(plots.history_figure(broken.history), key="learning_scenario_history")
-    c_signal.plotly_chart(plots.gradient_norm_figure(broken.history.grad_norm), key="learning_scenario_grad")
+    charts.chart(plots.history_figure(broken.history), "learning_scenario_history",
+                 summaries.history_summary(broken.history), where=c_curves)
+    charts.chart(plots.gradient_norm_figure(broken.history.grad_norm), "learning_scenario_grad",
+                 summaries.gradient_norm_summary(broken.history.grad_norm), where=c_signal)
 
 
 def more_data(result, data) -> None:
@@ -127,7 +135,9 @@ def more_data(result, data) -> None:
         st.markdown(f"Retrain your recipe on 1%, 3%, 10%, 30% and all of the {len(data.x_train):,} training images "
                     "and compare test accuracy. The first time this trains five networks; after that it is instant.")
         return
-    st.plotly_chart(plots.learning_curve_figure({"CNN": points}, "CNN"), key="learning_data_curve")
+    charts.chart(plots.learning_curve_figure({"CNN": points}, "CNN"), "learning_data_curve",
+                 summaries.learning_curve_summary({"CNN": points}))
+    charts.csv_button("more-data", exports.curve_rows({"CNN": points}), key="learning_btn_data_csv")
     st.markdown(" · ".join(f"{size:,} images ({size / len(data.x_train):.0%}): **{percent(acc)}**"
                            for size, acc in points))
     st.caption("Small sets get more epochs, so every network gets at least 200 updates: only the amount of "

@@ -2,11 +2,12 @@
 import numpy as np
 import streamlit as st
 
+import charts
 import chrome
 import server
 import tasks
 import widgets
-from layerlens import plots
+from layerlens import exports, plots, summaries
 from layerlens.abstraction import class_separation, embedding_2d, layer_features, probe_curve
 from layerlens.training import model_at_epoch
 
@@ -40,7 +41,9 @@ def probe_curves(result, data) -> None:
     curves = {"trained": probes(result, None)}
     if 0 in states:
         curves["random weights (before training)"] = probes(result, 0)
-    st.plotly_chart(plots.probe_figure(curves, 1 / data.num_classes), key="abstraction_probes")
+    charts.chart(plots.probe_figure(curves, 1 / data.num_classes), "abstraction_probes",
+                 summaries.probe_summary(curves, 1 / data.num_classes))
+    charts.csv_button("probes", exports.probe_rows(curves), key="abstraction_btn_probes_csv")
     trained, untrained = curves["trained"], curves.get("random weights (before training)")
     layers = list(trained)
     st.markdown(f"Trained network: **{trained[layers[0]]:.0%}** of held-out test images separated by a straight "
@@ -53,7 +56,9 @@ def probe_curves(result, data) -> None:
         st.subheader("Abstraction being built, epoch by epoch")
         over = {f"epoch {e}" if e else "start": probes(result, e) for e in sorted(states)}
         over[f"epoch {result.metrics['epochs']} (end)"] = trained
-        st.plotly_chart(plots.probe_figure(over, 1 / data.num_classes), key="abstraction_over_training")
+        charts.chart(plots.probe_figure(over, 1 / data.num_classes), "abstraction_over_training",
+                     summaries.probe_summary(over, 1 / data.num_classes))
+        charts.csv_button("probes-over-training", exports.probe_rows(over), key="abstraction_btn_over_csv")
         st.caption("The same probes on the network as it was after each of these epochs: the deep layers' curve "
                    "rises first and most.")
     elif not states:
@@ -70,22 +75,23 @@ def layer_maps(result, data) -> None:
                                         key="abstraction_method") or "pca"
     widgets.default("abstraction_images", 1000)
     images = c_images.select_slider("Test images", MAP_IMAGES, key="abstraction_images")
-    points, scores = maps(result, method, min(images, len(data.x_test)))
+    images = min(images, len(data.x_test))
+    points, scores = maps(result, method, images)
     selection = st.session_state.get("abstraction_maps")
     picked = list(dict.fromkeys(int(p["customdata"]) for p in (selection.selection.points if selection else [])))
     figure = plots.maps_figure(points, data.y_test[:images].numpy(), data.classes, scores, picked)
-    st.plotly_chart(figure, key="abstraction_maps", on_select="rerun", selection_mode=("points", "box", "lasso"))
+    charts.chart(figure, "abstraction_maps", summaries.maps_summary(scores, images), on_select="rerun",
+                 selection_mode=("points", "box", "lasso"))
     st.caption("Every dot is one test image, placed by its activations at that layer and coloured by its true class. "
                "*Separation* is the silhouette score: near 0 the classes are mixed, towards 1 they form their own "
                "clusters. Hover a dot to see which test image it is; click it, or drag a box or lasso around a group, "
                "to see the images themselves and where the same images lie in every other map.")
     chosen = picked[::max(1, -(-len(picked) // 24))]  # at most 24, spread over the whole selection
     if chosen:
-        st.plotly_chart(plots.image_grid([data.x_test[i] for i in chosen], columns=12, tile=56,
-                                         labels=[f"{data.classes[int(data.y_test[i])]} (#{i})" for i in chosen]),
-                        key="abstraction_chosen")
-        st.caption(f"{len(picked)} test image{'s' if len(picked) > 1 else ''} picked" + (
-            f"; {len(chosen)} of them shown." if len(chosen) < len(picked) else "."))
+        charts.chart(plots.image_grid([data.x_test[i] for i in chosen], columns=12, tile=56,
+                                      labels=[f"{data.classes[int(data.y_test[i])]} (#{i})" for i in chosen]),
+                     "abstraction_chosen",
+                     summaries.picked_summary([str(data.classes[int(data.y_test[i])]) for i in picked], len(chosen)))
 
 
 result, data = tasks.current_model()
@@ -94,5 +100,8 @@ st.markdown("Early layers describe an image in terms of pixels and edges; deeper
             "objects. One way to *measure* that: at each layer, try to separate the classes with a straight line "
             "(a **linear probe**, a logistic regression on that layer's activations). If a straight line works, "
             "the layer has made the classes easy to tell apart.")
-probe_curves(result, data)
+try:
+    probe_curves(result, data)
+except ValueError as err:  # a folder with too few test images to fit and score a probe
+    st.info(str(err))
 layer_maps(result, data)

