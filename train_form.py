@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+import chrome
 import server
 import session
 import widgets
-from layerlens.checkpoints import load_checkpoint
+from layerlens.checkpoints import ModelExists, load_checkpoint, save_named
 from layerlens.data import DATASETS, FOLDER_PREFIX, FOLDERS_SETTING, SAMPLE, folders_root, mirror_by_default
 from layerlens.nets import ACTIVATIONS, MAX_BLOCKS, PRESETS, NetConfig
 from layerlens.training import OPTIMIZERS, PRESET_TRAINING, RECOMMENDED_PRESET, SCHEDULES, TrainConfig
@@ -54,6 +55,37 @@ def pick_recommended_preset() -> None:
 def use_sample() -> None:
     st.session_state.train_dataset = SAMPLE
     pick_recommended_preset()
+
+
+SAVE_PENDING = "train_save_pending"  # (name, why it waits) of a model to save over, until Replace it is pressed
+
+
+def _save(result, name: str, replace: bool) -> tuple[str, str]:
+    """Save result under name; what to show: ("success" | "warning" | "error", the sentence)."""
+    st.session_state.pop(SAVE_PENDING, None)
+    try:
+        path = save_named(result, server.models_dir(), name, replace=replace)
+    except ModelExists as err:  # the shipped default too: saving over a model is asked first
+        st.session_state[SAVE_PENDING] = (name, str(err))
+        return "warning", str(err)
+    except ValueError as err:
+        return "error", str(err)
+    return "success", f"Saved as {path}"
+
+
+def save_current_model(column, result) -> None:
+    """The name box and Save button; a name already taken is saved over only after a second press, on Replace it."""
+    name = column.text_input("Name", key="train_save_name")
+    shown = _save(result, name, replace=False) if column.button("Save the current model", key="train_btn_save") \
+        else None
+    pending = st.session_state.get(SAVE_PENDING)
+    if pending and pending[0] == name:  # asked on an earlier press of Save
+        if column.button("Replace it", key="train_btn_replace"):
+            shown = _save(result, name, replace=True)
+        else:
+            shown = ("warning", pending[1])
+    if shown:
+        getattr(column, shown[0])(shown[1])
 
 
 def load_saved_model() -> None:
@@ -102,6 +134,7 @@ def _data() -> tuple[str | None, bool, bool]:
                              help=f"Read from inside {folders_root()} (the teacher sets it with {FOLDERS_SETTING}); "
                                   "type a name relative to it.")
         name = f"{FOLDER_PREFIX}{path.strip()}" if path.strip() else None
+        chrome.page_link(chrome.BY_TITLE["Your images"], "Or upload a .zip, or take photos with the camera")
     st.selectbox("Preset", list(PRESETS), key="train_preset", on_change=apply_preset, help=PRESET_HELP)
     st.select_slider("Training images", choices(TRAIN_SIZES, "train_size"), key="train_size",
                      help="More data usually means better accuracy, but slower training.")
