@@ -7,7 +7,10 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 from streamlit.runtime.pages_manager import PagesManager
 
+import charts
+import guide
 import links
+import presenter
 import session
 from layerlens.formatting import percent, plural
 
@@ -19,6 +22,11 @@ class PageInfo:
     icon: str
     pitch: str = ""  # what a visitor does there, for the Home page's list
     view: str = ""  # the prefix of its widgets' keys: their values are the page's view, kept in its link
+
+    @property
+    def url(self) -> str:
+        """Its address after the server's: the file's name without its number ('' for Home)."""
+        return "" if self is HOME else self.path.removeprefix("pages/").removesuffix(".py").lstrip("0123456789_")
 
 
 HOME = PageInfo("pages/home.py", "Home", "🔬")
@@ -35,18 +43,25 @@ PAGES = (
              "the error fed back, one step at a time; and when it goes wrong", "learning_"),
     PageInfo("pages/7_abstraction.py", "Abstraction", "🪜", "how separable the classes are at each layer",
              "abstraction_"),
+    PageInfo("pages/8_lesson.py", "Lesson", "🎓", "a guided path for the class: a question at every step, and the "
+             "page that answers it"),
+    PageInfo("pages/9_images.py", "Your images", "📷", "the class's own photos, from a zip or the camera, to train on"),
 )
 BY_TITLE = {p.title: p for p in PAGES}
+PAGE_URLS = {p.path: p.url for p in PAGES}
 KEPT_WIDGETS = ("train_", "classic_")  # pages whose settings survive a visit to another page
 
 
 def navigation() -> None:
     """Run the page the visitor asked for, inside the chrome every page shares (called once, by app.py): its link
     read on the first visit and kept up to date, the sidebar's model status."""
-    page = st.navigation([st.Page(p.path, title=p.title, icon=p.icon, default=p is HOME) for p in PAGES])
+    page = st.navigation([st.Page(p.path, title=p.title, icon=p.icon, default=p is HOME, url_path=p.url or None)
+                          for p in PAGES])
     info = BY_TITLE[page.title]
     st.set_page_config(page_title=f"LayerLens · {page.title}", page_icon="🔬", layout="wide")
     links.restore(info.view)
+    presenter.apply()
+    guide.bar()
     # Streamlit forgets the state of widgets that are not on screen; re-assigning it keeps the
     # Train page's settings when the visitor looks at another page and comes back.
     for key in [k for k in st.session_state if str(k).startswith(KEPT_WIDGETS) and "_btn_" not in str(k)]:
@@ -54,8 +69,11 @@ def navigation() -> None:
     with st.sidebar:
         model_status()
         share = st.container()
+        presenter.toggle()
+    charts.begin_page()
     try:
         page.run()
+        charts.page_downloads()  # every figure and table the page drew, in one zip
     except StreamlitAPIException:  # a widget refused a value: one from a link that does not fit this model
         if not links.forget_view():
             raise

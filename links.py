@@ -30,6 +30,10 @@ MODEL_FIELDS = {"data": ("dataset", None), "ch": (None, "channels"), "k": (None,
                 "mirror": ("augment", None), "seed": ("seed", None)}
 VIEW_TYPES = (bool, int, float, str)
 NOTE_KEY = "link_note"  # a sentence about the link, shown once
+# flags a link may carry besides the model and the view: presenter view, Train settings hidden from students, the
+# lesson and its step; kept in the address bar on every page until changed
+FLAG_NAMES = ("present", "only", "hide", "lesson", "step")
+FLAGS_KEY = "link_flags"
 
 
 def _text(value) -> str:
@@ -88,11 +92,20 @@ def view_params(prefix: str) -> dict[str, str]:
     """The page's view: its widgets' values (keys starting with prefix), as JSON text; none for a page without one."""
     if not prefix:
         return {}
-    return {key: json.dumps(value) if not isinstance(value, str) else value
-            for key, value in st.session_state.items()
+    return {key: _view_text(value) for key, value in st.session_state.items()
             if isinstance(key, str) and key.startswith(prefix) and "_btn_" not in key
             and (isinstance(value, VIEW_TYPES) or (isinstance(value, list) and all(isinstance(v, VIEW_TYPES)
                                                                                    for v in value)))}
+
+
+def _view_text(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def params_for(config: TrainConfig, view: dict | None = None, link_flags: dict | None = None) -> dict[str, str]:
+    """The query parameters of a link to config's model, a page's view (widget key → value) and flags."""
+    return ({"v": VERSION} | model_params(config) | {key: _view_text(value) for key, value in (view or {}).items()}
+            | (link_flags or {}))
 
 
 def _view_value(text: str):
@@ -113,6 +126,7 @@ def restore(prefix: str) -> None:
         return
     st.session_state[RESTORED_KEY] = True  # only the first run reads the link: later the address bar follows the page
     params = st.query_params.to_dict()
+    st.session_state[FLAGS_KEY] = {name: params[name] for name in FLAG_NAMES if params.get(name)}
     if "v" not in params:
         return
     if params["v"] != VERSION:
@@ -132,6 +146,21 @@ def restore(prefix: str) -> None:
     st.session_state[VIEW_KEYS] = list(view)
 
 
+def reopen() -> None:
+    """Read the address bar again on the next run, as a first visit does (a lesson's step sets a new one)."""
+    st.session_state[RESTORED_KEY] = False
+
+
+def flags() -> dict[str, str]:
+    """The link's flags (see FLAG_NAMES) for this visitor."""
+    return st.session_state.get(FLAGS_KEY, {})
+
+
+def set_flag(name: str, value: str | None) -> None:
+    """Change one flag (None removes it); the address bar follows on this run's publish."""
+    st.session_state[FLAGS_KEY] = {k: v for k, v in flags().items() if k != name} | ({name: value} if value else {})
+
+
 def forget_view() -> bool:
     """After a widget refused a value the link set: drop the link's view (the page shows its defaults) and say so.
     False when no link set any."""
@@ -149,7 +178,7 @@ def publish(prefix: str) -> None:
     """Write the visitor's model and this page's view into the address bar (only when they changed)."""
     st.session_state.pop(VIEW_KEYS, None)  # the page showed the link's view: from now on it is the visitor's
     result = session.peek_current_model()
-    wanted = ({"v": VERSION} | model_params(result.config) | view_params(prefix)) if result else {}
+    wanted = ({"v": VERSION} | model_params(result.config) | view_params(prefix) if result else {}) | flags()
     if wanted != st.query_params.to_dict():
         st.query_params.from_dict(wanted)
 

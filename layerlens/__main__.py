@@ -1,14 +1,17 @@
 """Command line: `python -m layerlens train --dataset NAME --preset NAME --json` trains as the app does
-(`--ray local|auto|ray://HOST:10001` trains on a Ray cluster instead of in this process)."""
+(`--ray local|auto|ray://HOST:10001` trains on a Ray cluster instead of in this process); `python -m layerlens warm
+LESSON` trains before class every model a lesson's steps show, into the cache the app's server reads."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
-from .checkpoints import save_checkpoint
-from .data import SAMPLE, load_dataset
+from .checkpoints import ModelCache, models_dir, save_checkpoint
+from .data import SAMPLE, default_cache_dir, load_dataset
+from .lessons import LESSONS
 from .nets import PRESETS
 from .training import RECOMMENDED_PRESET, fit, preset_train_config
 
@@ -27,7 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--json", action="store_true", help="print one JSON object")
     train.add_argument("--ray", metavar="ADDRESS", help="train on a Ray cluster: local (start one here), auto (the "
                        "cluster this machine joined with `ray start`) or ray://HOST:10001")
+    warm = sub.add_parser("warm", help="train every model a lesson needs, so no step of it waits in class")
+    warm.add_argument("lesson", choices=sorted(LESSONS))
+    warm.add_argument("--data-dir", type=Path, help="dataset folder (default: $LAYERLENS_DATA or ./data)")
     args = parser.parse_args(argv)
+    if args.command == "warm":
+        return warm_lesson(args.lesson, args.data_dir)
 
     try:
         data = load_dataset(args.dataset, args.data_dir)
@@ -55,6 +63,26 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in report.items():
             print(f"{key:>18}: {value}")
     return 1 if result.diverged else 0
+
+
+def warm_lesson(name: str, data_dir: Path | None) -> int:
+    """Train (or find ready) every model of the lesson, in the server's model cache; one line per model."""
+    lesson = LESSONS[name]
+    try:
+        data = load_dataset(lesson.dataset, data_dir)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    cache = ModelCache(default_cache_dir(data_dir) / "models", shipped=models_dir())
+    for config in lesson.configs(data):
+        ready = cache.get(config)
+        start = time.perf_counter()
+        result = ready or cache.get_or_train(config, data)
+        how = "ready" if ready else f"trained in {time.perf_counter() - start:.1f} s"
+        print(f"{config.key()[:12]}  {config.dataset}, {result.metrics['train_images']:,} images, "
+              f"{config.epochs} epochs: "
+              f"{result.metrics['test_accuracy']:.1%} test, {how}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -84,6 +84,28 @@ def test_train_page_shows_the_trained_model_and_retrains_on_a_slider(page):
     assert page.locator(ERROR_BOXES).count() == 0
 
 
+def test_train_page_hands_out_the_model_and_the_page_as_files(page):
+    """The downloads, made when clicked, open as what they say: a checkpoint, an ONNX graph, a zip of PNGs."""
+    import zipfile
+
+    import onnx
+
+    from layerlens.checkpoints import load_checkpoint
+
+    visit(page, "Train", "Take the model with you", "train-downloads", expect=("Right on ",))
+    files = {}
+    for label in ("Model (.pt)", "Model as ONNX", "This page as files"):
+        with page.expect_download(timeout=120_000) as download:
+            page.get_by_role("button", name=label).click()
+        files[label] = download.value.path()
+    assert load_checkpoint(files["Model (.pt)"]).metrics["epochs"] >= 1
+    onnx.checker.check_model(onnx.load(files["Model as ONNX"]))
+    with zipfile.ZipFile(files["This page as files"]) as archive:
+        assert archive.namelist() == ["01-train_history.png", "02-train_architecture.png", "03-train_confusion.png",
+                                      "confusion-matrix.csv", "summaries.txt"]
+        assert all(archive.read(name).startswith(b"\x89PNG") for name in archive.namelist()[:3])
+
+
 def test_features_page_shows_patches_growing_with_depth(page):
     visit(page, "Filters & features", "Training filmstrip", "features",
           expect=("block 1: 3×3 px", "block 3: 18×18 px", "ch 0 wants"))
@@ -147,7 +169,7 @@ def test_abstraction_page_shows_probes_and_maps_and_the_images_behind_the_dots(p
     box = output_map.bounding_box()  # drag a selection box over the top half of the output layer's map
     drag_through(page, box, [(5, 5), (box["width"] - 5, box["height"] / 2)])
     page.mouse.up()
-    page.get_by_text("test images picked").wait_for(timeout=30_000)
+    page.get_by_text("picked test images").wait_for(timeout=30_000)
     wait_until_idle(page)
     assert page.locator(ERROR_BOXES).count() == 0
     full_page_screenshot(page, SCREENSHOTS / "abstraction.png")
@@ -249,3 +271,114 @@ def test_a_link_opens_the_same_model_and_view_in_another_browser(browser, app_ur
     assert student.locator(ERROR_BOXES).count() == 0 and "Traceback" not in student.content()
     student.context.close()
     teacher.close()
+
+
+def test_a_lesson_in_presenter_view_and_a_link_that_leaves_students_one_setting(browser, app_url):
+    """The teacher turns presenter view on, starts the lesson and goes on a step; a student opens the 'more data'
+    step's link from the slides and sees only the 'Training images' slider."""
+    teacher = browser.new_page(viewport=VIEWPORT)
+    teacher.goto(f"{app_url}/lesson")
+    teacher.get_by_role("button", name="▶ Start the lesson").wait_for(timeout=60_000)
+    wait_until_idle(teacher)
+    teacher.locator("[data-testid='stSidebar']").get_by_text("Presenter view").click()
+    wait_until_idle(teacher)
+    assert "present=1" in teacher.url
+    slides = teacher.locator("[data-testid='stCode'] code").all_text_contents()
+    teacher.get_by_role("button", name="▶ Start the lesson").click()
+    teacher.get_by_text("step 1 of 9").wait_for(timeout=60_000)
+    wait_until_idle(teacher)
+    size = teacher.evaluate("() => parseFloat(getComputedStyle(document.querySelector("
+                            "'[data-testid=\"stMain\"] [data-testid=\"stMarkdownContainer\"] p')).fontSize)")
+    assert size >= 20, size  # projector type: 1.3rem
+    full_page_screenshot(teacher, SCREENSHOTS / "presenter.png")
+    teacher.get_by_role("button", name="Next ▶").click()
+    teacher.get_by_text("step 2 of 9").wait_for(timeout=60_000)
+    teacher.get_by_text("Output: the classifier").wait_for(timeout=60_000)
+    wait_until_idle(teacher)
+    assert "layers_class=7" in teacher.url and "lesson=first-look" in teacher.url and "step=2" in teacher.url
+    assert teacher.locator(ERROR_BOXES).count() == 0
+    full_page_screenshot(teacher, SCREENSHOTS / "lesson.png")
+    teacher.close()
+
+    more_data = next(link for link in slides if "step=7" in link)
+    assert "only=n" in more_data and "/train?" in more_data, more_data
+    student = browser.new_context(viewport=VIEWPORT).new_page()
+    student.goto(more_data.replace("present=1", "present=0"))
+    student.get_by_text("step 7 of 9").wait_for(timeout=120_000)
+    student.get_by_text("Which classes get confused?").wait_for(timeout=120_000)
+    wait_until_idle(student)
+    assert student.locator(".st-key-train_size").is_visible() and student.get_by_role("button", name="Train now").is_visible()
+    for hidden in ("train_lr", "train_epochs", "train_preset", "train_blocks", "train_seed", "train_save_name"):
+        student.locator(f".st-key-{hidden}").wait_for(state="hidden", timeout=10_000)  # fails if it stays
+    assert student.locator(ERROR_BOXES).count() == 0 and "Traceback" not in student.content()
+    full_page_screenshot(student, SCREENSHOTS / "lesson-student.png")
+    student.context.close()
+
+
+def test_a_zip_of_the_class_images_trains_and_the_pages_look_inside_that_model(browser, app_url, tmp_path):
+    """A teacher uploads a zip of the class's images (real digits in <class>/ folders), trains on them and looks at
+    the Layers and Filters & features pages of that model."""
+    from test_pages import digits_zip
+
+    archive = tmp_path / "our-digits.zip"
+    archive.write_bytes(digits_zip())
+    teacher = browser.new_page(viewport=VIEWPORT)
+    teacher.goto(f"{app_url}/images")
+    visit(teacher, "Your images", "Teach a network your own classes", "images-empty")
+    teacher.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(archive))
+    teacher.get_by_text("Your images, ready to train").wait_for(timeout=60_000)
+    wait_until_idle(teacher)
+    assert teacher.locator(ERROR_BOXES).count() == 0, teacher.locator(ERROR_BOXES).first.inner_text()
+    assert teacher.get_by_text("48 training and 12 test images").count() == 1
+    full_page_screenshot(teacher, SCREENSHOTS / "images.png")
+    teacher.get_by_role("button", name="Train a CNN on them").click()
+    teacher.get_by_text("Which classes get confused?").wait_for(timeout=120_000)
+    wait_until_idle(teacher)
+    status = teacher.locator("[data-testid='stSidebar']").inner_text()
+    assert "folder:uploads/" in status and "on 48 images" in status, status
+    assert "data=folder%3Auploads%2F" in teacher.url or "data=folder:uploads/" in teacher.url, teacher.url
+    visit(teacher, "Layers", "Output: the classifier", "images-layers", expect=("The network says",))
+    visit(teacher, "Filters & features", "Training filmstrip", "images-features")
+    teacher.close()
+
+
+def test_photos_taken_with_the_camera_class_by_class_become_the_dataset(browser, app_url):
+    """The teacher names two classes and takes photos of each with the camera (Chromium's fake camera: a test
+    pattern), then uses them: the Train page's dataset is now that folder."""
+    from streamlit_server import CHROMIUM_FLAGS
+
+    camera = browser.browser_type.launch(executable_path=CHROMIUM, args=[
+        *CHROMIUM_FLAGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
+    try:
+        context = camera.new_context(viewport=VIEWPORT, permissions=["camera"])
+        teacher = context.new_page()
+        teacher.goto(f"{app_url}/images")
+        teacher.get_by_text("Teach a network your own classes").wait_for(timeout=60_000)
+        wait_until_idle(teacher)
+        teacher.get_by_role("radio", name="The camera").click()
+        wait_until_idle(teacher)
+        names = teacher.get_by_label("Your classes, separated by commas")
+        names.fill("left, right")
+        names.press("Enter")
+        wait_until_idle(teacher)
+        for name in ("left", "right"):
+            teacher.locator(".st-key-images_label").get_by_role("radio", name=name).click()
+            wait_until_idle(teacher)
+            for taken in range(1, 6):
+                shoot = teacher.get_by_role("button", name="Take Photo")
+                shoot.wait_for(timeout=30_000)
+                teacher.wait_for_function("() => [...document.querySelectorAll('video')].some(v => v.readyState >= 2)",
+                                          timeout=30_000)  # the camera's picture has arrived
+                shoot.click()
+                teacher.get_by_text(f"{name}: {taken} photo").first.wait_for(timeout=30_000)
+                wait_until_idle(teacher)
+        assert teacher.locator(ERROR_BOXES).count() == 0, teacher.locator(ERROR_BOXES).first.inner_text()
+        teacher.get_by_role("button", name="Use these photos").click()
+        teacher.get_by_text("Your images, ready to train").wait_for(timeout=60_000)
+        wait_until_idle(teacher)
+        assert teacher.get_by_text("8 training and 2 test images").count() == 1
+        assert teacher.locator(ERROR_BOXES).count() == 0, teacher.locator(ERROR_BOXES).first.inner_text()
+        full_page_screenshot(teacher, SCREENSHOTS / "images-camera-ready.png")
+        context.close()
+    finally:
+        camera.close()
