@@ -358,6 +358,7 @@ def test_save_a_model_to_the_models_folder_and_load_it_back(app, writable_dirs):
     assert_clean(at)
     assert (writable_dirs.models / "class-demo.pt").exists()
     assert any("class-demo.pt" in s.value for s in at.success)
+    assert at.selectbox(key="train_load_name").value == "class-demo.pt"  # the list shows the model just saved
 
     at.text_input(key="train_save_name").set_value("../escape")
     at.button(key="train_btn_save").click()
