@@ -11,6 +11,7 @@ import charts
 import guide
 import links
 import presenter
+import server
 import session
 from layerlens.formatting import percent, plural
 
@@ -80,6 +81,7 @@ def navigation() -> None:
         st.rerun()
     finally:
         links.publish(info.view)
+    server.preload_in_background()
     with share:
         links.share_link()
 

@@ -7,8 +7,10 @@ on: a model by its config and its weights (model_key), never by its config alone
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import os
+import threading
 
 import numpy as np
 # Loaded once, here: plotly looks PIL.Image up in sys.modules, and while one visitor's thread was half-way through
@@ -55,6 +57,21 @@ def model_cache() -> ModelCache:
     """Trained models shared by every visitor: up to $LAYERLENS_MODELS_MB in memory, all of them on disk; a config
     whose model is in models/ (shipped, or saved by the teacher) loads from there and never trains."""
     return ModelCache(default_cache_dir() / "models", megabytes("LAYERLENS_MODELS_MB", MODELS_MB), shipped=models_dir())
+
+
+@st.cache_resource
+def preload_in_background() -> threading.Thread:
+    """Once per server, after its first page is drawn: import what later pages need (scikit-learn: 1.8 s on 2 cores)
+    on a thread of its own, so that the first visitor of Traditional ML or Abstraction does not wait for it."""
+    def preload() -> None:
+        from layerlens import classic
+
+        importlib.import_module("layerlens.abstraction")  # its probes are scikit-learn's
+        classic.preload()
+
+    thread = threading.Thread(target=preload, name="layerlens-preload", daemon=True)
+    thread.start()
+    return thread
 
 
 @st.cache_resource

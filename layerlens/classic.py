@@ -77,6 +77,13 @@ def _svm(seed: int, C: float):
     return KernelSVM(C=C, folds=SVM_FOLDS, seed=seed)
 
 
+def preload() -> None:
+    """Import scikit-learn's models now (1.8 s on 2 cores), e.g. on a background thread of a server that has just
+    started, so that the first visitor of Traditional ML does not wait for the import."""
+    for spec in MODELS.values():
+        spec.build(0, **{knob.name: knob.default for knob in spec.knobs})  # building one imports its module
+
+
 NO_LIMIT = 0  # max_depth 0 means "no limit"
 MODELS = {
     "logistic": ClassicModel("Logistic regression", (

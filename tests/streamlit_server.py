@@ -106,14 +106,17 @@ def drag_through(page, box: dict, points: list[tuple[float, float]]) -> None:
             page.mouse.move(box["x"] + ax + (bx - ax) * t / 10, box["y"] + ay + (by - ay) * t / 10)
 
 
-def cold_and_cached_render(url: str, start_path: str, start_marker: str, link: str, marker: str) -> tuple[float, float]:
-    """Seconds from clicking the sidebar link to the page's last change: first visit, then again after Home."""
+def cold_and_cached_render(url: str, start_path: str, start_marker: str, link: str, marker: str,
+                           pause_s: float = 0.0) -> tuple[float, float]:
+    """Seconds from clicking the sidebar link to the page's last change: first visit (pause_s after the start page is
+    drawn, as a visitor reads it), then again after Home."""
     times = []
     with chromium() as browser:
         page = browser.new_page(viewport=VIEWPORT)
         page.goto(f"{url}{start_path}")
         page.get_by_text(start_marker).first.wait_for(timeout=300_000)
         wait_until_idle(page)
+        page.wait_for_timeout(pause_s * 1000)
         for name, text in ((link, marker), ("Home", "Right now"), (link, marker)):
             page.evaluate(WATCH_CHANGES)
             start = page.evaluate("() => performance.now()") / 1000

@@ -1,6 +1,8 @@
 """Traditional models: features, fitting, learned numbers, learning curves and the white-box views."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -265,3 +267,18 @@ def test_the_kernel_svm_is_scikit_learns_calibrated_rbf_svm(tiny_data, gram_max_
     assert (ours.predict(x_test) == reference.predict(x_test)).mean() >= 0.98
     support = reference.calibrated_classifiers_[0].estimator.support_
     assert np.array_equal(ours.calibrated_.calibrated_classifiers_[0].estimator.support_, support)
+
+
+def test_the_app_starts_without_scikit_learn_and_preload_brings_every_model_in():
+    """The server starts without scikit-learn (1.8 s of imports); classic.preload, run on a background thread once
+    the first page is drawn, imports every model the Traditional ML page fits."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; import chrome, server, tasks; assert 'sklearn' not in sys.modules, 'imported at start'; "
+             "from layerlens import classic; classic.preload(); "
+             "missing = [m for m in ('sklearn.linear_model', 'sklearn.tree', 'sklearn.ensemble', 'sklearn.neighbors', "
+             "'sklearn.calibration') if m not in sys.modules]; assert not missing, missing")
+    run = subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
