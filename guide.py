@@ -2,6 +2,7 @@
 the links a teacher puts on slides. The steps themselves are data, in layerlens/lessons.py."""
 from __future__ import annotations
 
+import re
 import urllib.parse
 
 import streamlit as st
@@ -18,7 +19,7 @@ def current() -> tuple[Lesson, int] | None:
     flags = links.flags()
     lesson = LESSONS.get(flags.get("lesson", ""))
     step = flags.get("step", "")
-    if lesson is None or not step.isdigit() or not 1 <= int(step) <= len(lesson.steps):
+    if lesson is None or not re.fullmatch(r"[0-9]{1,3}", step) or not 1 <= int(step) <= len(lesson.steps):
         return None
     return lesson, int(step) - 1
 

@@ -23,7 +23,7 @@ from layerlens.attribution import knocked_out
 from layerlens.caching import ByteCache, cache_key
 from layerlens.checkpoints import MODELS_MB, ModelCache, models_dir
 from layerlens.classic import ClassicConfig, ClassicResult, cnn_test_probabilities, feature_matrix, fit_classic
-from layerlens.data import ImageData, default_cache_dir, folders_root, load_dataset
+from layerlens.data import FOLDER_PREFIX, ImageData, default_cache_dir, folders_root, load_dataset
 from layerlens.inspection import confusion_matrix
 from layerlens.jobs import TrainingQueue, local_runner
 from layerlens.nets import Net
@@ -45,10 +45,20 @@ def megabytes(setting: str, default: int) -> int:
     return int(value) * 2**20
 
 
-@st.cache_resource(max_entries=3, show_spinner="Loading the dataset…")
 def dataset(name: str) -> ImageData:
     """The dataset, loaded once per server (errors are not cached, so a retry can succeed). Image folders are read
-    only from inside $LAYERLENS_FOLDERS (default: the data folder)."""
+    only from inside $LAYERLENS_FOLDERS (default: the data folder); they have a cache of their own, so that a class
+    uploading its images does not push MNIST or CIFAR-10 out of memory."""
+    return _folder(name) if name.startswith(FOLDER_PREFIX) else _dataset(name)
+
+
+@st.cache_resource(max_entries=3, show_spinner="Loading the dataset…")
+def _dataset(name: str) -> ImageData:
+    return load_dataset(name, folders=folders_root())
+
+
+@st.cache_resource(max_entries=8, show_spinner="Reading the image folder…")
+def _folder(name: str) -> ImageData:
     return load_dataset(name, folders=folders_root())
 
 
@@ -64,10 +74,13 @@ def preload_in_background() -> threading.Thread:
     """Once per server, after its first page is drawn: import what later pages need (scikit-learn: 1.8 s on 2 cores)
     on a thread of its own, so that the first visitor of Traditional ML or Abstraction does not wait for it."""
     def preload() -> None:
-        from layerlens import classic
+        try:
+            from layerlens import classic
 
-        importlib.import_module("layerlens.abstraction")  # its probes are scikit-learn's
-        classic.preload()
+            importlib.import_module("layerlens.abstraction")  # its probes are scikit-learn's
+            classic.preload()
+        except Exception:  # the pages import it themselves then; say why it failed here
+            log.exception("importing scikit-learn in the background failed")
 
     thread = threading.Thread(target=preload, name="layerlens-preload", daemon=True)
     thread.start()

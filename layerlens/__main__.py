@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
                        "cluster this machine joined with `ray start`) or ray://HOST:10001")
     warm = sub.add_parser("warm", help="train every model a lesson needs, so no step of it waits in class")
     warm.add_argument("lesson", choices=sorted(LESSONS))
-    warm.add_argument("--data-dir", type=Path, help="dataset folder (default: $LAYERLENS_DATA or ./data)")
+    warm.add_argument("--data-dir", type=Path, help="the server's data folder (default: $LAYERLENS_DATA or ./data); "
+                      "the models go into its cache, where the server finds them ($LAYERLENS_CACHE overrides both)")
     args = parser.parse_args(argv)
     if args.command == "warm":
         return warm_lesson(args.lesson, args.data_dir)

@@ -108,6 +108,8 @@ def load_checkpoint(path: Path) -> TrainResult:
 MODEL_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
 MODELS_SETTING = "LAYERLENS_MODELS"  # the folder models are saved in and loaded from
 PROJECT_MODELS = Path(__file__).resolve().parents[1] / "models"  # the models that ship with LayerLens
+# their names: each dataset's starting model, which every visitor and lesson loads; never replaced from the app
+SHIPPED_MODELS = ("tiny-mnist-sample", "lenet-mnist", "wide-fashion-mnist", "deep-cifar10")
 
 
 def models_dir() -> Path:
@@ -120,10 +122,13 @@ class ModelExists(ValueError):
 
 
 def save_named(result: TrainResult, folder: Path, name: str, replace: bool = False) -> Path:
-    """Save result as folder/name.pt; ValueError in one sentence for a bad name, a folder that cannot take it, or
-    (ModelExists) a model already saved under that name, unless replace."""
+    """Save result as folder/name.pt; ValueError in one sentence for a bad name, a shipped model's name, a folder that
+    cannot take it, or (ModelExists) a model already saved under that name, unless replace."""
     if not MODEL_NAME.fullmatch(name):
         raise ValueError("Use 1–40 letters, digits, '-' or '_' for the name.")
+    if name in SHIPPED_MODELS:
+        raise ValueError(f"{name} is a model that ships with LayerLens: every visitor starts from it, so it is never "
+                         f"replaced from here; choose another name.")
     folder = Path(folder)
     path = folder / f"{name}.pt"
     if folder.exists() and not folder.is_dir():

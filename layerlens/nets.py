@@ -25,7 +25,7 @@ def check_types(settings: dict, kind: type | tuple[type, ...]) -> None:
     a link may carry anything, and a word where a number belongs would fail far from here."""
     for name, value in settings.items():
         if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
-            wanted = {bool: "on or off", str: "a word", int: "a whole number"}.get(kind, "a number")
+            wanted = {bool: "on or off", str: "a word", int: "a whole number", tuple: "a list of whole numbers"}.get(kind, "a number")
             raise ValueError(f"The setting {name.replace('_', ' ')} must be {wanted}, not {value!r}.")
 
 

@@ -55,7 +55,7 @@ def history_summary(history: History) -> str:
     n = max(1, min(10, len(losses) // 10))  # the first and the last few steps: one batch alone is noisy
     first, last = _mean(losses[:n]), _mean(losses[-n:])
     text = (f"Loss {'fell' if last < first else 'rose'} from {_n(first)} (first steps) to {_n(last)} (last steps) "
-            f"over {plural(history.epochs, 'epoch')} of {len(losses):,} steps")
+            f"over {len(losses):,} steps ({plural(history.epochs, 'epoch')})")
     if history.epoch_test_accuracy:
         text += (f"; test accuracy {percent(history.epoch_test_accuracy[-1])}, train "
                  f"{percent(history.epoch_train_accuracy[-1])}")

@@ -16,7 +16,6 @@ import re
 import shutil
 import stat
 import uuid
-import warnings
 import zipfile
 import zlib
 from collections import Counter
@@ -31,6 +30,7 @@ from .data import FOLDER_IMAGE_SIZE, FOLDER_PREFIX, IMAGE_SUFFIXES, stratified_s
 from .failures import not_writable, said
 from .formatting import plural
 from .inputs import MAX_PIXELS, MAX_UPLOAD_BYTES, to_rgb
+from .training import FEW_UPDATES
 
 log = logging.getLogger(__name__)
 
@@ -108,17 +108,15 @@ def small_image(raw: bytes) -> tuple[Image.Image, bool]:
     """Bytes → the image a folder keeps: grey or RGB (transparency on white, phones' rotation applied), up to 64 px
     as it is, else a 32×32 centre square; and whether it was shrunk. ValueError (a short reason) for anything Pillow
     should not or cannot open."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(raw), formats=FORMATS)
-            pixels = image.width * image.height
-            if pixels <= MAX_PIXELS:
-                grey = image.mode in GREY_MODES
-                image.draft(image.mode, (4 * FOLDER_IMAGE_SIZE,) * 2)  # a JPEG decodes at 1/2–1/8 size: 10× faster
-                image.load()
-                image = to_rgb(image)[0]
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+    try:  # Pillow's own bomb warning (89 Mpx) is never reached: MAX_PIXELS (40 Mpx) is checked before decoding
+        image = Image.open(io.BytesIO(raw), formats=FORMATS)
+        pixels = image.width * image.height
+        if pixels <= MAX_PIXELS:
+            grey = image.mode in GREY_MODES
+            image.draft(image.mode, (4 * FOLDER_IMAGE_SIZE,) * 2)  # a JPEG decodes at 1/2–1/8 size: 10× faster
+            image.load()
+            image = to_rgb(image)[0]
+    except Image.DecompressionBombError as err:
         raise ValueError("too many pixels to open safely") from err
     except Exception as err:  # Pillow raises many kinds for broken or hostile files
         log.info("an uploaded file is not an image Pillow can open (%s)", said(err))
@@ -260,7 +258,8 @@ def folder_from_zip(data: bytes, root: Path, limits: Limits = Limits(),
                 raise ValueError(f"The zip holds no images{found}: put PNG or JPEG images in one folder per class, "
                                  f"zip those folders and upload again.")
             found = _read_images(archive, files, len(data), limits, notes, on_progress)
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as err:
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError,
+            UnicodeDecodeError) as err:
         log.info("refused an uploaded zip that could not be read (%s)", said(err))
         raise ValueError(f"The zip could not be read ({said(err)}): it may be damaged or cut short, or use a "
                          f"compression LayerLens cannot unpack; zip the images again and upload the new zip.") from err
@@ -434,7 +433,11 @@ def _write(found: list[_Found], root: Path, limits: Limits, notes: list[str]) ->
 
 
 def suggested_training(train_images: int, max_epochs: int = 30) -> dict[str, int]:
-    """Batch size and epochs for a folder of the class's own images: about 300 steps of small batches, as a preset's
-    few epochs are only a handful of steps on 50 images."""
+    """Batch size and epochs for a folder of the class's own images: about 300 steps of small batches (a preset's few
+    epochs are only a handful of steps on 50 images), and never fewer than twice FEW_UPDATES, the fewest steps a
+    network learns from, however few the images (smaller batches, then)."""
     batch = 16 if train_images < 1000 else 64
-    return dict(batch_size=batch, epochs=min(max_epochs, max(4, math.ceil(300 * batch / max(train_images, 1)))))
+    while batch > 2 and math.ceil(train_images / batch) * max_epochs < 2 * FEW_UPDATES:
+        batch //= 2
+    batches = math.ceil(max(train_images, 1) / batch)
+    return dict(batch_size=batch, epochs=min(max_epochs, max(4, math.ceil(300 / batches))))

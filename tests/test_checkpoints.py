@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from layerlens.checkpoints import ModelCache, load_checkpoint, save_checkpoint
+from layerlens.checkpoints import SHIPPED_MODELS, ModelCache, load_checkpoint, save_checkpoint
 from layerlens.data import SAMPLE, load_dataset
 from layerlens.training import RECOMMENDED_PRESET, TrainConfig, preset_train_config
 
@@ -197,6 +197,7 @@ SHIPPED = {"tiny-mnist-sample.pt": (SAMPLE, 0.97), "lenet-mnist.pt": ("mnist", 0
 
 def test_every_file_in_models_is_a_declared_shipped_model():
     assert sorted(p.name for p in (ROOT / "models").glob("*.pt")) == sorted(SHIPPED)
+    assert sorted(SHIPPED) == sorted(f"{name}.pt" for name in SHIPPED_MODELS)  # the app never replaces them
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))

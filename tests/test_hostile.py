@@ -470,18 +470,14 @@ def test_a_phone_photo_uploaded_on_the_one_neuron_page_is_read(app, format):
     assert "sure this is a 1" in text(at)
 
 
-# 6. Saving over a saved model (the shipped one too) asks first.
+# 6. Saving over a saved model asks first; a shipped model is never replaced from the app.
 
-@pytest.mark.parametrize("taken", ["saved by the visitor", "shipped"])
-def test_saving_over_a_saved_model_asks_first(taken, default_model, writable_dirs):
+def test_saving_over_a_saved_model_asks_first(default_model, writable_dirs):
     at, _ = default_model
     writable_dirs.models.mkdir(exist_ok=True)
-    name = "class-demo" if taken == "saved by the visitor" else "tiny-mnist-sample"
+    name = "class-demo"
     path = writable_dirs.models / f"{name}.pt"
-    if taken == "shipped":
-        shutil.copy(ROOT / "models" / path.name, path)
-    else:
-        path.write_bytes(b"a model saved earlier")  # what it holds does not matter: it is not overwritten unasked
+    path.write_bytes(b"a model saved earlier")  # what it holds does not matter: it is not overwritten unasked
     before = path.read_bytes()
     at.text_input(key="train_save_name").set_value(name)
     at.button(key="train_btn_save").click().run()
@@ -495,3 +491,17 @@ def test_saving_over_a_saved_model_asks_first(taken, default_model, writable_dir
     assert any(s.value == f"Saved as {path}" for s in at.success)
     assert load_checkpoint(path).config == model(at).config
     assert not any("already saved" in w.value for w in at.warning)
+
+
+def test_a_shipped_model_is_never_replaced_from_the_app(default_model, writable_dirs):
+    at, _ = default_model
+    writable_dirs.models.mkdir(exist_ok=True)
+    path = writable_dirs.models / "tiny-mnist-sample.pt"
+    shutil.copy(ROOT / "models" / path.name, path)
+    before = path.read_bytes()
+    at.text_input(key="train_save_name").set_value("tiny-mnist-sample")
+    at.button(key="train_btn_save").click().run()
+    assert [e.value for e in at.error] == ["tiny-mnist-sample is a model that ships with LayerLens: every visitor "
+                                           "starts from it, so it is never replaced from here; choose another name."]
+    assert "train_btn_replace" not in [b.key for b in at.button]
+    assert path.read_bytes() == before

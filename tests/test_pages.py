@@ -770,7 +770,8 @@ def test_a_zip_of_the_class_images_trains_and_the_pages_look_inside_that_model(a
     assert_clean(at)
     trained = model(at)
     assert trained.config.dataset == f"folder:{folder}" and trained.config.net.num_classes == 3
-    assert trained.metrics["train_images"] == 48 and trained.config.batch_size == 16
+    assert trained.metrics["train_images"] == 48
+    assert (trained.config.batch_size, trained.config.epochs) == (8, 30)  # suggested_training: 180 steps
     assert at.selectbox(key="train_dataset").value == "an image folder…"
     for page in (LAYERS, FEATURES):
         open_page(at, page)

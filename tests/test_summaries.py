@@ -43,7 +43,7 @@ def test_history_says_how_far_the_loss_fell_and_the_accuracy_reached(tiny_result
     history = tiny_result.history
     sentence = summaries.history_summary(history)
     assert sentence.startswith("Loss fell from ")
-    assert f"over 6 epochs of {len(history.step_loss)} steps" in sentence
+    assert f"over {len(history.step_loss)} steps (6 epochs)" in sentence
     assert sentence.endswith(f"test accuracy {percent(history.epoch_test_accuracy[-1])}, train "
                              f"{percent(history.epoch_train_accuracy[-1])}.")
     diverged = History(step_loss=[2.3, 40.0, math.inf, math.nan])

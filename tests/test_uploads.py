@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from layerlens.data import load_dataset
+from layerlens.training import FEW_UPDATES
 from layerlens.uploads import (MAX_ENTRIES, MIN_PER_CLASS, UPLOADS, Limits, folder_from_photos, folder_from_zip,
                                small_image, suggested_training)
 
@@ -263,9 +264,12 @@ def test_camera_photos_are_refused_with_a_sentence(photos, expected, root):
 
 
 def test_small_folders_train_for_about_300_steps_of_small_batches():
-    assert suggested_training(48) == dict(batch_size=16, epochs=30)  # 3 steps an epoch: the most epochs
+    assert suggested_training(48) == dict(batch_size=8, epochs=30)  # 6 steps an epoch: the most epochs, 180 steps
     assert suggested_training(400) == dict(batch_size=16, epochs=12)  # 25 steps an epoch
     assert suggested_training(20_000) == dict(batch_size=64, epochs=4)  # big enough for a preset's few epochs
+    for few in (8, 12, 30):  # the fewest a zip may hold: smaller batches, so that it still takes enough steps
+        suggested = suggested_training(few)
+        assert -(-few // suggested["batch_size"]) * suggested["epochs"] >= 2 * FEW_UPDATES, (few, suggested)
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".mpo", ".webp"])
