@@ -139,3 +139,12 @@ def test_warm_trains_a_lessons_models_once(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as refused:
         main(["warm", "no-such-lesson"])
     assert refused.value.code == 2 and FIRST_LOOK.name in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("lesson, step", [("first-look", "²"), ("first-look", "0"), ("first-look", "99"),
+                                          ("first-look", "9" * 5000), ("no-such-lesson", "1")])
+def test_a_lesson_link_with_an_impossible_step_shows_the_page_without_the_bar(app, lesson, step):
+    app.query_params["lesson"], app.query_params["step"] = lesson, step
+    app.run()
+    assert_clean(app)
+    assert "lesson_btn_next" not in [b.key for b in app.button]
