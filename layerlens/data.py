@@ -31,6 +31,7 @@ FOLDER_IMAGE_SIZE = 32  # photos of mixed sizes are centre-cropped and resized t
 # What one image folder or archive may cost to read, so a wrong or hostile path gives a sentence, not a hang:
 MAX_IMAGE_BYTES = 20 * 2**20  # one image file (a phone photo is 2-8 MB)
 MAX_IMAGE_PIXELS = 40_000_000  # one decoded image (a 40-megapixel photo is fine; a decompression bomb is not)
+KEEP_SIZE = 64  # a folder's images up to this size are kept as they are; bigger ones become FOLDER_IMAGE_SIZE squares
 MAX_FOLDER_FILES = 250_000  # files looked at (CIFAR-10 as a folder has 60,000 images)
 MAX_FOLDER_BYTES = 4 * 2**30  # bytes read, or passed over in an archive (CIFAR-10's archive holds ~0.2 GB)
 
@@ -200,7 +201,7 @@ def _decode(raw: bytes):
         raise DatasetUnavailable(f"it has {img.width:,}×{img.height:,} pixels, more than the "
                                  f"{MAX_IMAGE_PIXELS // 10**6} megapixels LayerLens opens")
     img = img.convert("L" if img.mode in ("L", "1", "I;16", "I", "LA") else "RGB")
-    return _square(img, FOLDER_IMAGE_SIZE) if max(img.size) > 64 else img
+    return _square(img, FOLDER_IMAGE_SIZE) if max(img.size) > KEEP_SIZE else img
 
 
 def _checked_folder(path: Path) -> None:

@@ -8,10 +8,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .data import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 from .nets import NetConfig
 
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-MAX_PIXELS = 40_000_000  # a 40-megapixel photo is fine; a decompression bomb is not
+MAX_UPLOAD_BYTES = MAX_IMAGE_BYTES  # one uploaded image: the same limits as an image of a folder
+MAX_PIXELS = MAX_IMAGE_PIXELS
 MAX_ASPECT = 20  # longer than this for its width is a line, not a picture (and is drawn 0 pixels wide, scaled down)
 FORMATS = ("PNG", "JPEG", "MPO", "WEBP")  # MPO: the JPEG many phone cameras write, with extra frames after the photo
 DIGIT_BOX, DIGIT_SIZE = 20, 28  # MNIST: the digit scaled into 20×20, centred by mass in 28×28

@@ -26,7 +26,7 @@ from typing import Callable, Iterable
 import numpy as np
 from PIL import Image, ImageOps
 
-from .data import FOLDER_IMAGE_SIZE, FOLDER_PREFIX, IMAGE_SUFFIXES, stratified_split
+from .data import FOLDER_IMAGE_SIZE, FOLDER_PREFIX, IMAGE_SUFFIXES, KEEP_SIZE, stratified_split
 from .failures import not_writable, said
 from .formatting import plural
 from .inputs import MAX_PIXELS, MAX_UPLOAD_BYTES, to_rgb
@@ -48,7 +48,6 @@ MAX_NAME = 60  # characters in a class name (it labels charts)
 MIN_TRAIN, MIN_TEST = 4, 1  # per class: a few images to learn from and at least one to test on
 MIN_PER_CLASS = MIN_TRAIN + MIN_TEST  # a class split here: 20% of 5 is its 1 test image
 TEST_FRACTION = 0.2
-KEEP_SIZE = 64  # load_folder keeps images up to this size; bigger ones become FOLDER_IMAGE_SIZE squares
 # the only decoders Pillow may use (never EPS's Ghostscript, say); "JPEG" also opens phones' MPO, at its first frame
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
