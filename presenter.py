@@ -1,6 +1,7 @@
 """Presenter view and hidden controls: what a link's flags change in how a page looks.
 
-?present=1 is for a projector: larger type, the Train page's advanced settings hidden.
+?present=1 is for a projector: larger type, the Train page's advanced settings hidden; a link with it opens with the
+sidebar closed.
 ?only=lr (or ?only=n,ep) leaves students only those Train settings; ?hide=seed,opt hides just those. Controls are
 hidden by their widget keys (Streamlit gives each keyed widget the class st-key-<key>), so they keep their values."""
 from __future__ import annotations

@@ -300,6 +300,13 @@ def test_a_lesson_in_presenter_view_and_a_link_that_leaves_students_one_setting(
     full_page_screenshot(teacher, SCREENSHOTS / "lesson.png")
     teacher.close()
 
+    projector = browser.new_context(viewport=VIEWPORT).new_page()  # the first slide's link, opened on the projector
+    projector.goto(next(link for link in slides if "step=1&" in link or link.endswith("step=1")))
+    projector.get_by_text("step 1 of 9").wait_for(timeout=60_000)
+    wait_until_idle(projector)
+    assert projector.get_by_test_id("stExpandSidebarButton").is_visible()  # the sidebar closed, its button shown
+    projector.context.close()
+
     more_data = next(link for link in slides if "step=7" in link)
     assert "only=n" in more_data and "/train?" in more_data, more_data
     student = browser.new_context(viewport=VIEWPORT).new_page()
