@@ -7,7 +7,7 @@ import urllib.parse
 
 import streamlit as st
 
-import chrome
+import page_list
 import links
 import presenter
 import server
@@ -30,7 +30,7 @@ def step_link(lesson: Lesson, index: int, present: bool) -> tuple[str, dict[str,
     config = lesson.config(step, server.dataset(lesson.dataset))
     flags = ({"lesson": lesson.name, "step": str(index + 1)} | ({"present": "1"} if present else {})
              | ({"only": ",".join(step.only)} if step.only else {}))
-    return chrome.BY_TITLE[step.page].path, links.params_for(config, step.view, flags)
+    return page_list.BY_TITLE[step.page].path, links.params_for(config, step.view, flags)
 
 
 def go_to(lesson: Lesson, index: int) -> None:
@@ -71,6 +71,6 @@ def slide_links(lesson: Lesson, base: str) -> list[str]:
     addresses = []
     for index in range(len(lesson.steps)):
         page, params = step_link(lesson, index, present=True)
-        path = chrome.PAGE_URLS[page]
+        path = page_list.PAGE_URLS[page]
         addresses.append(f"{base}/{path}?{urllib.parse.urlencode(params)}")
     return addresses

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-import chrome
+import page_list
 import server
 import session
 import train_form
@@ -177,6 +177,6 @@ def ready() -> None:
         st.caption(f"{name}: {plural(uploaded.train_counts.get(name, 0), 'training image')}, as the network reads them")
     if st.button("Train a CNN on them", type="primary", key="images_btn_train", on_click=_train_on_if_new,
                  args=(uploaded,)):
-        st.switch_page(chrome.TRAIN.path)
+        st.switch_page(page_list.TRAIN.path)
     st.caption("The Train page trains on this folder with a small network and small batches; every other page then "
                "looks inside that model, and its link opens it in every student's browser on this server.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-import chrome
+import page_list
 import server
 import session
 from layerlens.classic import FEATURES, MODELS, ClassicConfig, ClassicResult
@@ -90,7 +90,7 @@ def current_model() -> tuple[TrainResult, ImageData]:
     if result.diverged:
         st.warning("Your current model diverged while training, so its weights are no longer numbers and there is "
                    "nothing to look at. Go to **Train** and pick a smaller learning rate.")
-        chrome.page_link(chrome.TRAIN)
+        page_list.page_link(page_list.TRAIN)
         st.stop()
     try:
         data = server.dataset(result.config.dataset)

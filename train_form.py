@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-import chrome
+import page_list
 import server
 import session
 import widgets
@@ -134,7 +134,7 @@ def _data() -> tuple[str | None, bool, bool]:
                              help=f"Read from inside {folders_root()} (the teacher sets it with {FOLDERS_SETTING}); "
                                   "type a name relative to it.")
         name = f"{FOLDER_PREFIX}{path.strip()}" if path.strip() else None
-        chrome.page_link(chrome.BY_TITLE["Your images"], "Or upload a .zip, or take photos with the camera")
+        page_list.page_link(page_list.BY_TITLE["Your images"], "Or upload a .zip, or take photos with the camera")
     st.selectbox("Preset", list(PRESETS), key="train_preset", on_change=apply_preset, help=PRESET_HELP)
     st.select_slider("Training images", choices(TRAIN_SIZES, "train_size"), key="train_size",
                      help="More data usually means better accuracy, but slower training.")

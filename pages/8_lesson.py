@@ -2,6 +2,7 @@
 import streamlit as st
 
 import chrome
+import page_list
 import guide
 from layerlens.lessons import LESSONS
 
@@ -11,13 +12,13 @@ chrome.inside_navigation()
 def server_address() -> str:
     """This server's address as the visitor's browser knows it (for links on slides)."""
     url = (st.context.url or "").split("?")[0].rstrip("/")
-    return url.removesuffix("/" + chrome.BY_TITLE["Lesson"].url)
+    return url.removesuffix("/" + page_list.BY_TITLE["Lesson"].url)
 
 
 def lesson(found) -> None:
     st.subheader(found.title)
     for number, step in enumerate(found.steps, 1):
-        st.markdown(f"{number}. **{step.title}** ({chrome.BY_TITLE[step.page].icon} {step.page}): {step.question}")
+        st.markdown(f"{number}. **{step.title}** ({page_list.BY_TITLE[step.page].icon} {step.page}): {step.question}")
     if st.button("▶ Start the lesson", key=f"lesson_btn_start_{found.name}", type="primary"):
         guide.go_to(found, 0)
     with st.expander("Links for your slides"):

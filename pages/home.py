@@ -2,6 +2,7 @@
 import streamlit as st
 
 import chrome
+import page_list
 import session
 from layerlens.formatting import percent
 
@@ -35,8 +36,8 @@ wide each one is and how they connect is the designer's choice: on the **Train**
 """
 )
 st.subheader("Try it")
-for page in chrome.PAGES[1:]:  # one per line: a page link's label does not wrap, so columns cut it off
-    chrome.page_link(page, f"**{page.title}**: {page.pitch}")
+for page in page_list.PAGES[1:]:  # one per line: a page link's label does not wrap, so columns cut it off
+    page_list.page_link(page, f"**{page.title}**: {page.pitch}")
 st.subheader("Right now")
 result = session.peek_current_model()
 if result is None:

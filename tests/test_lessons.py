@@ -8,7 +8,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-import chrome
+import page_list
 import presenter
 from layerlens.data import load_sample
 from layerlens.lessons import FIRST_LOOK, LESSONS
@@ -38,7 +38,7 @@ def test_every_step_names_a_page_and_only_train_settings_it_has():
     for lesson in LESSONS.values():
         assert 6 <= len(lesson.steps) <= 10, "a lesson is a short path"
         for step in lesson.steps:
-            page = chrome.BY_TITLE[step.page]
+            page = page_list.BY_TITLE[step.page]
             assert all(key.startswith(page.view) and page.view for key in step.view), (step.title, step.view)
             assert set(step.only) <= set(presenter.CONTROLS), step.only
             assert step.question.endswith("?") and step.notice

@@ -131,6 +131,6 @@ def test_every_entry_point_sets_openmp_to_sleep_before_torch_loads():
     imports = [node for node in ast.parse((root / "app.py").read_text()).body
                if isinstance(node, (ast.Import, ast.ImportFrom))]
     assert isinstance(imports[0], ast.Import) and imports[0].names[0].name == "layerlens"
-    import chrome
+    import page_list
 
-    assert sorted(p.path for p in chrome.PAGES) == sorted(f"pages/{f.name}" for f in (root / "pages").glob("*.py"))
+    assert sorted(p.path for p in page_list.PAGES) == sorted(f"pages/{f.name}" for f in (root / "pages").glob("*.py"))
