@@ -13,7 +13,7 @@ import train_form
 import widgets
 from layerlens.data import FOLDER_PREFIX, folders_root
 from layerlens.formatting import plural
-from layerlens.uploads import (MAX_PHOTOS, MIN_PER_CLASS, STORED_MB, STORED_SETTING, UNPACKED_MB,
+from layerlens.uploads import (MAX_PHOTOS, check_class_name, MIN_PER_CLASS, STORED_MB, STORED_SETTING, UNPACKED_MB,
                                UNPACKED_SETTING, UPLOAD_MB, UPLOAD_SETTING, Limits, UploadedImages, folder_from_photos,
                                folder_from_zip, stored_photo, suggested_training)
 
@@ -111,13 +111,24 @@ def _start_again() -> None:
     session.set_class_photos([])
 
 
+def _name_problem(name: str) -> str | None:
+    try:
+        check_class_name(name)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
 def camera() -> None:
     """Name the classes, take photos of each in turn; then write them as a folder."""
     photos = session.class_photos()
     widgets.default("images_class_names", ", ".join(dict.fromkeys(label for label, _ in photos)))
     st.text_input("Your classes, separated by commas", key="images_class_names", placeholder="rock, paper, scissors")
     names = list(dict.fromkeys(n.strip() for n in st.session_state.images_class_names.split(",") if n.strip()))
-    if not names:
+    wrong = [problem for problem in map(_name_problem, names) if problem]
+    if wrong:  # before any photo is taken under a name no folder can have
+        st.error(wrong[0])
+    elif not names:
         st.info("Type the names of two or more classes, then take photos of each in turn.")
     elif len(photos) >= MAX_PHOTOS:
         st.info(f"That is {MAX_PHOTOS} photos, as many as LayerLens keeps for one visitor: use them, or undo some.")

@@ -310,18 +310,25 @@ def stored_photo(raw: bytes) -> bytes:
     return out.getvalue()
 
 
+def check_class_name(label: str) -> str:
+    """The class name, stripped; ValueError in one sentence for a name a folder cannot have (checked as the teacher
+    types it, so that no photo is taken under it)."""
+    label = label.strip()
+    if not label:
+        raise ValueError("A photo has no class name: type a name for every class, then take its photos.")
+    if "/" in label or "\\" in label or label.startswith(".") or len(label) > MAX_NAME \
+            or any(ord(c) < 32 for c in label):
+        raise ValueError(f"'{label[:MAX_NAME]}' can't be a class name: use up to {MAX_NAME} letters, digits and "
+                         f"spaces, without '/' or '\\' and not starting with a dot.")
+    return label
+
+
 def folder_from_photos(photos: Iterable[tuple[str, bytes]], root: Path, limits: Limits = Limits()) -> UploadedImages:
     """Write photos, (class name, image bytes) in the order taken, as a folder dataset under root/uploads/ (20% of
     each class set aside for testing)."""
     found, broken = [], []
     for i, (label, raw) in enumerate(photos):
-        label = label.strip()
-        if not label:
-            raise ValueError("A photo has no class name: type a name for every class, then take its photos.")
-        if "/" in label or "\\" in label or label.startswith(".") or len(label) > MAX_NAME \
-                or any(ord(c) < 32 for c in label):
-            raise ValueError(f"'{label[:MAX_NAME]}' can't be a class name: use up to {MAX_NAME} letters, digits and "
-                             f"spaces, without '/' or '\\' and not starting with a dot.")
+        label = check_class_name(label)
         try:
             found.append(_Found(None, label, f"{i:06d}", *small_image(raw)))
         except ValueError as err:

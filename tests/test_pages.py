@@ -797,6 +797,10 @@ def camera_photo(digit: int, seed: int) -> bytes:
 def test_photos_taken_class_by_class_become_the_train_pages_dataset(app, tmp_path):
     at = open_page(app, IMAGES)
     at.segmented_control(key="images_source").set_value("The camera").run()
+    at.text_input(key="images_class_names").set_value("zero, one/two").run()  # no folder can be called 'one/two'
+    assert [e.value for e in at.error] == ["'one/two' can't be a class name: use up to 60 letters, digits and "
+                                           "spaces, without '/' or '\\' and not starting with a dot."]
+    assert not at.camera_input  # no photo is taken under it
     at.text_input(key="images_class_names").set_value("zero, one").run()
     assert_clean(at)
     for digit, name in enumerate(("zero", "one")):
