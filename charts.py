@@ -57,3 +57,5 @@ def page_downloads() -> None:
                        help=f"Drawn when you click: about {wait} s." if wait else None)
     if missing:
         st.caption("Drawing PNGs needs Chrome or Chromium on the server (`apt-get install chromium`).")
+    elif wait:  # a wait says how long: the browser shows nothing while the server draws
+        st.caption(f"The figures are drawn when you click: about {wait} s, then your browser saves the zip.")

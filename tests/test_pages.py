@@ -96,6 +96,7 @@ def assert_charts_explained(at: AppTest) -> dict[str, str]:
     assert summaries
     (zipped,) = [b for b in at.get("download_button") if b.key == "page_btn_zip"]
     assert zipped.proto.deferred_file_id and f"{len(summaries)} figures (PNG)" in zipped.proto.label
+    assert any("drawn when you click: about" in c.value for c in at.caption)  # the wait says how long
     return summaries
 
 
