@@ -24,10 +24,8 @@ def navigation() -> None:
     page = st.navigation([st.Page(p.path, title=p.title, icon=p.icon, default=p is HOME, url_path=p.url or None)
                           for p in PAGES])
     info = BY_TITLE[page.title]
-    # a slide's link in presenter view opens with the sidebar closed: the whole projector for the page
-    sidebar = "collapsed" if st.query_params.get("present") == "1" else "auto"
     st.set_page_config(page_title=f"LayerLens · {page.title}", page_icon="🔬", layout="wide",
-                       initial_sidebar_state=sidebar)
+                       initial_sidebar_state=presenter.sidebar_state())
     links.restore(info.view)
     presenter.apply()
     guide.bar()

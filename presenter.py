@@ -33,6 +33,12 @@ def presenting() -> bool:
     return links.flags().get("present") == "1"
 
 
+def sidebar_state() -> str:
+    """A page's first load from a link in presenter view (a slide's) starts with the sidebar closed: the whole
+    projector for the page. Read from the address bar, as the link's flags are read only after the page is set up."""
+    return "collapsed" if st.query_params.get("present") == "1" else "auto"
+
+
 def _names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if KEY.fullmatch(name.strip())]
 

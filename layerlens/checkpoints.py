@@ -109,7 +109,7 @@ MODEL_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
 MODELS_SETTING = "LAYERLENS_MODELS"  # the folder models are saved in and loaded from
 PROJECT_MODELS = Path(__file__).resolve().parents[1] / "models"  # the models that ship with LayerLens
 # their names: each dataset's starting model, which every visitor and lesson loads; never replaced from the app
-SHIPPED_MODELS = ("tiny-mnist-sample", "lenet-mnist", "wide-fashion-mnist", "deep-cifar10")
+SHIPPED_MODELS = ("tiny-mnist-sample", "lenet-mnist", "wide-fashion-mnist")
 
 
 def models_dir() -> Path:

@@ -183,7 +183,7 @@ def load_torchvision(name: str, data_dir: Path) -> ImageData:
     return from_uint8(name, train.data, train.targets, test.data, test.targets, classes)
 
 
-def _square(img, size: int):
+def centre_square(img, size: int):
     """Centre-crop to a square and resize to size×size."""
     from PIL import Image
 
@@ -201,7 +201,7 @@ def _decode(raw: bytes):
         raise DatasetUnavailable(f"it has {img.width:,}×{img.height:,} pixels, more than the "
                                  f"{MAX_IMAGE_PIXELS // 10**6} megapixels LayerLens opens")
     img = img.convert("L" if img.mode in ("L", "1", "I;16", "I", "LA") else "RGB")
-    return _square(img, FOLDER_IMAGE_SIZE) if max(img.size) > KEEP_SIZE else img
+    return centre_square(img, FOLDER_IMAGE_SIZE) if max(img.size) > KEEP_SIZE else img
 
 
 def _checked_folder(path: Path) -> None:
@@ -363,7 +363,7 @@ def _decode_folder(path: Path, within: Path | None) -> dict:
     for split, items in images.items():
         items = [items[i] for i in mixed_order(len(items))]
         arrays[f"x_{split}"] = torch.from_numpy(np.stack(
-            [np.asarray((img if keep else _square(img, FOLDER_IMAGE_SIZE)).convert(mode)) for _, img in items]))
+            [np.asarray((img if keep else centre_square(img, FOLDER_IMAGE_SIZE)).convert(mode)) for _, img in items]))
         arrays[f"y_{split}"] = torch.tensor([classes.index(label) for label, _ in items])
     return arrays
 

@@ -24,9 +24,9 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
-from .data import FOLDER_IMAGE_SIZE, FOLDER_PREFIX, IMAGE_SUFFIXES, KEEP_SIZE, stratified_split
+from .data import FOLDER_IMAGE_SIZE, FOLDER_PREFIX, IMAGE_SUFFIXES, KEEP_SIZE, centre_square, stratified_split
 from .failures import not_writable, said
 from .formatting import plural
 from .inputs import MAX_PIXELS, MAX_UPLOAD_BYTES, to_rgb
@@ -125,7 +125,7 @@ def small_image(raw: bytes) -> tuple[Image.Image, bool]:
     image = image.convert("L") if grey else image
     if max(image.size) <= KEEP_SIZE:
         return image, False
-    return ImageOps.fit(image, (FOLDER_IMAGE_SIZE, FOLDER_IMAGE_SIZE), Image.Resampling.BILINEAR), True
+    return centre_square(image, FOLDER_IMAGE_SIZE), True  # as load_folder squares a big image
 
 
 def _check_name(name: str, info: zipfile.ZipInfo) -> PurePosixPath:
