@@ -60,7 +60,9 @@ CANDIDATES = {
                       ("wide", dict(epochs=3, batch_size=128, learning_rate=0.02, augment=True), {}),
                       ("wide", dict(epochs=4, batch_size=256, learning_rate=0.02), {}),
                       ("wide", dict(epochs=4, batch_size=128, learning_rate=0.02), {})],
-    "cifar10": [("deep", dict(epochs=4, batch_size=128, learning_rate=0.005), {}),
+    "cifar10": [("deep", dict(epochs=4, batch_size=128, learning_rate=0.005), dict(channels=(24, 48, 96, 192))),
+                ("deep", dict(epochs=4, batch_size=128, learning_rate=0.005), {}),  # 16 first-layer channels
+                ("deep", dict(epochs=5, batch_size=128, learning_rate=0.005), {}),
                 ("deep", dict(epochs=2, batch_size=128, learning_rate=0.005), {}),
                 ("deep", dict(epochs=4, batch_size=256, learning_rate=0.01), {}),
                 ("deep", dict(epochs=5, batch_size=256, learning_rate=0.01), {}),

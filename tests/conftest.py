@@ -18,6 +18,12 @@ from layerlens.training import TrainConfig, TrainResult, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# pytest-xdist runs test files side by side: each worker gets its share of the cores, not all of them each
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+THREADS = max(1, (os.cpu_count() or 1) // WORKERS)
+if WORKERS > 1:
+    torch.set_num_threads(THREADS)
+
 TINY_CLASSES = ("vertical", "horizontal", "blank")
 
 
@@ -151,3 +157,35 @@ def make_image_folder(tmp_path):
         return root
 
     return make
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory, app_model_cache):
+    """A `streamlit run app.py` server per test module (the modules may run side by side, each on its own)."""
+    from streamlit_server import streamlit_app
+
+    tmp = tmp_path_factory.mktemp("browser")
+    env = {"LAYERLENS_CACHE": str(app_model_cache), "LAYERLENS_DATA": str(tmp / "data"),
+           "OMP_NUM_THREADS": str(THREADS)}
+    with streamlit_app(env) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, per browser test module."""
+    from streamlit_server import chromium
+
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture(scope="module")
+def page(app_url, browser):
+    """One visitor's tab, on Home; the tests of a module visit the pages in turn with it."""
+    from streamlit_server import VIEWPORT, wait_until_idle
+
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(app_url)  # Home, so that every test can start from the sidebar, alone or after the others
+    wait_until_idle(page)
+    return page

@@ -1,0 +1,135 @@
+"""Recipe search beyond TrainConfig: what the app's training cannot express yet, tried on the same model and data.
+
+train_speed.py --recipes compares recipes the app can train (preset, channels, epochs, batch, learning rate). This
+script tries the rest, in a bare PyTorch loop with the same Net, channels-last layout, one-cycle schedule and batches:
+label smoothing, SGD with Nesterov momentum and weight decay, AdamW, schedule shapes, weight averaging (EMA), and
+test-time mirroring (the mean of a photo's and its mirror image's probabilities). It prints the machine, then one JSON
+line per recipe: seconds of training, test accuracy, and with --mirror-test the accuracy with test-time mirroring.
+
+    python benchmarks/recipe_search.py --dataset fashion-mnist            # the Fashion-MNIST candidates below
+    python benchmarks/recipe_search.py --dataset cifar10 --mirror-test    # CIFAR-10's
+    python benchmarks/recipe_search.py --dataset cifar10 --recipe "preset='deep', epochs=2, opt='sgd', lr=0.1"
+
+None of these beat the app's recipes by more than a seed's noise (about 0.3 points) at the same seconds
+(README, "Training recipes"), so TrainConfig has none of them.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from _bench import DATA_DIR, dataset_or_skip, print_machine
+from layerlens.nets import Net, preset_config
+from layerlens.training import TRAINING_LAYOUT
+
+CANDIDATES = {
+    "fashion-mnist": [
+        dict(preset="wide", epochs=2),
+        dict(preset="wide", epochs=2, smoothing=0.1),
+        dict(preset="wide", epochs=2, batch=64, lr=0.01),
+        dict(preset="wide", epochs=2, opt="sgd", lr=0.2, decay=5e-4, smoothing=0.1),
+        dict(preset="wide", epochs=3),
+        dict(preset="wide", epochs=3, smoothing=0.1),
+        dict(preset="wide", epochs=3, warm_up=0.15, anneal="linear"),
+        dict(preset="wide", epochs=3, batch=256, lr=0.04),
+        dict(preset="wide", epochs=3, opt="sgd", lr=0.2, decay=5e-4, smoothing=0.1),
+        dict(preset="wide", epochs=3, opt="adamw", lr=0.01, decay=0.05, smoothing=0.1),
+        dict(preset="wide", epochs=3, opt="sgd", lr=0.2, decay=5e-4, smoothing=0.1, net=dict(channels=(8, 32, 64))),
+        dict(preset="wide", epochs=2, smoothing=0.1, net=dict(channels=(16, 48, 96))),
+        dict(preset="wide", epochs=2, smoothing=0.1, net=dict(first_kernel_size=5)),
+        dict(preset="wide", epochs=2, smoothing=0.1, net=dict(dropout=0.2, dense=128)),
+    ],
+    "cifar10": [
+        dict(preset="deep", epochs=4, lr=0.005, mirror=True),
+        dict(preset="deep", epochs=4, lr=0.005, mirror=True, smoothing=0.1),
+        dict(preset="deep", epochs=4, lr=0.01, mirror=True, smoothing=0.1),
+        dict(preset="deep", epochs=4, opt="sgd", lr=0.1, decay=5e-4, mirror=True, smoothing=0.1),
+        dict(preset="deep", epochs=4, batch=64, opt="sgd", lr=0.05, decay=5e-4, mirror=True, smoothing=0.1),
+        dict(preset="deep", epochs=4, opt="sgd", lr=0.1, decay=5e-4, mirror=True, smoothing=0.1,
+             net=dict(first_kernel_size=0)),
+        dict(preset="deep", epochs=4, opt="sgd", lr=0.1, decay=5e-4, mirror=True, smoothing=0.1, net=dict(dense=128)),
+        dict(preset="deep", epochs=3, opt="sgd", lr=0.1, decay=5e-4, mirror=True, smoothing=0.1,
+             net=dict(channels=(16, 64, 128, 256))),
+    ],
+}
+
+
+def train(data, preset: str, epochs: int, batch: int = 128, lr: float = 0.02, opt: str = "adam",
+          smoothing: float = 0.0, decay: float = 0.0, mirror: bool = False, ema: float = 0.0, warm_up: float = 0.3,
+          anneal: str = "cos", net: dict | None = None, seed: int = 0, mirror_test: bool = False) -> dict:
+    """Train one recipe in a bare loop; its seconds and test accuracy (and with mirror_test, test-time mirroring's)."""
+    config = preset_config(preset, data.channels, data.image_size, data.num_classes, data.mean, data.std)
+    config = dataclasses.replace(config, **(net or {}))
+    model = Net(config, seed=seed).to(memory_format=TRAINING_LAYOUT)
+    x, y = data.x_train.contiguous(memory_format=TRAINING_LAYOUT), data.y_train
+    if opt == "sgd":
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=decay)
+    else:
+        optimizer = (torch.optim.AdamW if opt == "adamw" else torch.optim.Adam)(model.parameters(), lr=lr,
+                                                                                weight_decay=decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=epochs * math.ceil(len(x) / batch),
+                                                   pct_start=warm_up, anneal_strategy=anneal)
+    generator = torch.Generator().manual_seed(seed)
+    average = copy.deepcopy(model) if ema else None
+    start = time.perf_counter()
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(len(x), generator=generator)
+        for i in range(0, len(x), batch):
+            idx = order[i:i + batch]
+            xb = x[idx]
+            if mirror:
+                flip = torch.rand(len(idx), generator=generator) < 0.5
+                xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
+            loss = nn.functional.cross_entropy(model(xb), y[idx], label_smoothing=smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            if average is not None:
+                with torch.no_grad():
+                    for kept, now in zip(average.state_dict().values(), model.state_dict().values()):
+                        kept.lerp_(now, 1 - ema) if kept.dtype.is_floating_point else kept.copy_(now)
+    seconds = time.perf_counter() - start
+    scored = (average or model).eval()
+    with torch.no_grad():
+        probabilities = torch.cat([scored(data.x_test[i:i + 1000]).softmax(1) for i in range(0, len(data.x_test), 1000)])
+        result = {"seconds": round(seconds, 1),
+                  "test_accuracy": round((probabilities.argmax(1) == data.y_test).float().mean().item(), 4)}
+        if mirror_test:
+            mirrored = torch.cat([scored(data.x_test[i:i + 1000].flip(3)).softmax(1)
+                                  for i in range(0, len(data.x_test), 1000)])
+            result["mirrored_test_accuracy"] = round(
+                ((probabilities + mirrored).argmax(1) == data.y_test).float().mean().item(), 4)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=sorted(CANDIDATES), default="fashion-mnist")
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
+    parser.add_argument("--recipe", help="one recipe instead of the list, as keyword arguments of train()")
+    parser.add_argument("--mirror-test", action="store_true", help="also score with test-time mirroring")
+    args = parser.parse_args()
+    print_machine()
+    data = dataset_or_skip(args.dataset, args.data_dir)
+    if data is None:
+        return
+    recipes = [eval(f"dict({args.recipe})")] if args.recipe else CANDIDATES[args.dataset]  # noqa: S307 (a CLI flag)
+    for recipe in recipes:
+        result = train(data, **recipe, mirror_test=args.mirror_test)
+        shown = {k: ({n: list(v) if isinstance(v, tuple) else v for n, v in val.items()} if k == "net" else val)
+                 for k, val in recipe.items()}
+        print(json.dumps({"dataset": args.dataset, **shown, **result}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
