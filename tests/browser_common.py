@@ -36,7 +36,7 @@ def visit(page, link: str, marker: str, shot: str, expect: tuple[str, ...] = ())
     assert page.locator(ERROR_BOXES).count() == 0, page.locator(ERROR_BOXES).first.inner_text()
     assert "Traceback" not in page.content()
     for text in expect:
-        assert page.get_by_text(text).count() >= 1, text
+        page.get_by_text(text).first.wait_for(timeout=30_000)  # drawn, if not yet (a busy machine draws late)
     shoot(page, shot)
 
 

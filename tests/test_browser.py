@@ -26,7 +26,7 @@ def test_layers_first_trains_the_default_then_follows_a_new_image(page, app_url)
 def test_train_page_shows_the_trained_model_and_retrains_on_a_slider(page):
     visit(page, "Train", "Which classes get confused?", "train")
     for text in ("Test accuracy", "Training time", "Learned weights", "The network, layer by layer"):
-        assert page.get_by_text(text).count() >= 1, text
+        page.get_by_text(text).first.wait_for(timeout=30_000)  # drawn, if not yet (a busy machine draws late)
     slider = page.get_by_role("slider", name="Epochs (passes over the data)")
     slider.focus()
     page.keyboard.press("ArrowLeft")  # one epoch fewer than the default: a new model trains
@@ -87,7 +87,7 @@ def test_one_neuron_page_reads_a_drawn_digit(page):
     page.get_by_text("sure this is a 7").first.wait_for(timeout=30_000)
     wait_until_idle(page)
     for text in ("One neuron under the microscope", "What matters to this prediction", "it fires"):
-        assert page.get_by_text(text).count() >= 1, text
+        page.get_by_text(text).first.wait_for(timeout=30_000)  # drawn, if not yet (a busy machine draws late)
     assert page.locator(ERROR_BOXES).count() == 0
     shoot(page, "neuron")
 
@@ -131,7 +131,7 @@ def test_home_page_explains_and_links_every_page(page):
     visit(page, "Home", "LayerLens: see how a deep network learns", "home")
     for link in ("Train", "Layers", "Filters & features", "Traditional ML", "One neuron", "Learning",
                  "Abstraction"):
-        assert page.get_by_role("link", name=link).count() >= 1
+        page.get_by_role("link", name=link).first.wait_for(timeout=30_000)
     assert page.get_by_text("Your model").count() == 1  # the same visitor's model, trained on the other pages
 
 
