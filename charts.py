@@ -27,7 +27,7 @@ def chart(fig, key: str, summary: str, where=None, **options):
 
 def csv_button(name: str, rows, key: str, where=None) -> None:
     """A button that downloads rows (dicts or a DataFrame) as <name>.csv; they go into the page's zip too."""
-    (where or st).download_button(f"⬇️ {name}.csv", exports.csv_bytes(rows), file_name=f"{name}.csv",
+    (where or st).download_button(f"⬇️ {name}.csv", lambda: exports.csv_bytes(rows), file_name=f"{name}.csv",
                                   mime="text/csv", key=key, on_click="ignore")
     session.page_exports()["tables"][name] = rows
 

@@ -178,7 +178,7 @@ def publish(prefix: str) -> None:
     """Write the visitor's model and this page's view into the address bar (only when they changed)."""
     st.session_state.pop(VIEW_KEYS, None)  # the page showed the link's view: from now on it is the visitor's
     result = session.peek_current_model()
-    wanted = ({"v": VERSION} | model_params(result.config) | view_params(prefix) if result else {}) | flags()
+    wanted = params_for(result.config, view_params(prefix), flags()) if result else flags()
     if wanted != st.query_params.to_dict():
         st.query_params.from_dict(wanted)
 

@@ -48,7 +48,8 @@ def hidden_controls() -> set[str]:
     flags = links.flags()
     hidden = set(ADVANCED) if presenting() else set()
     if flags.get("only"):
-        hidden |= set(CONTROLS) - set(_names(flags["only"]))
+        kept = set(_names(flags["only"]))  # link names, or a control's widget keys
+        hidden |= {name for name, keys in CONTROLS.items() if name not in kept and not kept & set(keys)}
     return hidden | set(_names(flags.get("hide", "")))
 
 

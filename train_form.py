@@ -65,7 +65,7 @@ def _save(result, name: str, replace: bool) -> tuple[str, str]:
     st.session_state.pop(SAVE_PENDING, None)
     try:
         path = save_named(result, server.models_dir(), name, replace=replace)
-    except ModelExists as err:  # the shipped default too: saving over a model is asked first
+    except ModelExists as err:  # saving over a saved model is asked first (a shipped one is refused: ValueError)
         st.session_state[SAVE_PENDING] = (name, str(err))
         return "warning", str(err)
     except ValueError as err:

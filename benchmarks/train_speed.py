@@ -7,9 +7,13 @@ their ratio, and the training's achieved GFLOP/s (operation count over seconds) 
     python benchmarks/train_speed.py [--data-dir ../shared/data] [--repeats 3]
     python benchmarks/train_speed.py --recipes [--only fashion-mnist] [--seeds 2]
     python benchmarks/train_speed.py --layouts
+    python benchmarks/train_speed.py --first-channels
 
 --layouts times one training step of each preset (batch 128, Adam) in NCHW and in channels-last (where
 nets.BatchNorm2d runs few channels in NCHW), best of 3 rounds, and prints their ratio: why fit() trains channels-last.
+
+--first-channels times a training step of `deep` (batch 128, channels-last) with 16, 24 and 32 channels in its
+first block, best of 3 rounds: why `deep` starts with 16 (PyTorch's channels-last batch-norm is slow on 24).
 
 --recipes trains every candidate recipe of each dataset (architecture and training settings) and prints the table
 that chose the recipe each dataset starts with: seconds, the seconds scaled to the reference machine of issue 12
@@ -139,6 +143,36 @@ def layout_table() -> None:
               flush=True)
 
 
+def first_channels_table() -> None:
+    """ms per training step of `deep` with 16, 24 and 32 first-block channels (the rest as the preset has them)."""
+    from layerlens.nets import PRESETS, preset_config
+
+    net = preset_config("deep", 3, 32, 10, (0.5,) * 3, (0.25,) * 3)
+    for first in (16, 24, 32):
+        channels = (first, *PRESETS["deep"]["channels"][1:])
+        ms = step_milliseconds(dataclasses.replace(net, channels=channels), TRAINING_LAYOUT)
+        print(json.dumps({"preset": "deep", "channels": list(channels), "batch": 128,
+                          "channels_last_ms_per_step": round(ms, 1),
+                          "block1_batch_norm_ms_per_million_values": round(batch_norm_ms_per_million(first), 2)}),
+              flush=True)
+
+
+def batch_norm_ms_per_million(channels: int, side: int = 32, batch: int = 128) -> float:
+    """Forward and backward of a channels-last batch-norm on (batch, channels, side, side), best of 5 rounds of 10,
+    in ms per million values."""
+    norm = nn.BatchNorm2d(channels)
+    x = torch.randn(batch, channels, side, side).contiguous(memory_format=TRAINING_LAYOUT).requires_grad_()
+    grad = torch.randn_like(x)
+    best = float("inf")
+    for round_ in range(6):  # the first warms up
+        start = time.perf_counter()
+        for _ in range(10):
+            norm(x).backward(grad)
+        if round_:
+            best = min(best, (time.perf_counter() - start) / 10)
+    return best * 1e3 / (x.numel() / 1e6)
+
+
 def recipe_table(args, machine: dict) -> None:
     """Train each candidate recipe, print a JSON line per run and then the markdown table that chose the recipes."""
     rows = []
@@ -185,6 +219,8 @@ def main() -> None:
     parser.add_argument("--recipes", action="store_true", help="train every candidate recipe and print the table")
     parser.add_argument("--seeds", type=int, default=1, help="--recipes: seeds per candidate (the worst counts)")
     parser.add_argument("--layouts", action="store_true", help="time a training step in NCHW and channels-last")
+    parser.add_argument("--first-channels", action="store_true", help="time a deep training step with 16, 24 and "
+                        "32 first-block channels")
     args = parser.parse_args()
     machine = print_machine()
     if args.recipes:
@@ -192,6 +228,9 @@ def main() -> None:
         return
     if args.layouts:
         layout_table()
+        return
+    if args.first_channels:
+        first_channels_table()
         return
     for dataset, preset in CASES:
         if args.only and dataset != args.only:

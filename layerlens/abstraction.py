@@ -68,8 +68,8 @@ def embedding_2d(features: np.ndarray, method: str = "pca", seed: int = 0) -> np
     if method == "pca":
         return PCA(n_components=2, random_state=seed).fit_transform(rows)
     if method == "tsne":
-        if rows.shape[1] > 50:
-            rows = PCA(n_components=50, random_state=seed).fit_transform(rows)
+        if rows.shape[1] > 50:  # t-SNE on at most 50 principal components (no more than there are images)
+            rows = PCA(n_components=min(50, len(rows)), random_state=seed).fit_transform(rows)
         return TSNE(n_components=2, init="pca", perplexity=min(30.0, (len(rows) - 1) / 3), random_state=seed,
                     max_iter=500).fit_transform(rows)
     raise ValueError(f"Unknown map '{method}'; choose pca or tsne.")

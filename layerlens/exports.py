@@ -53,7 +53,7 @@ def onnx_bytes(model: Net, classes: tuple[str, ...]) -> bytes:
     """The model as ONNX, for Netron or onnxruntime: input "image" (N, C, H, W) pixels in [0, 1], output "logits"
     (N, classes); the class names are in its metadata."""
     net = model.config
-    example = torch.rand(2, net.in_channels, net.image_size, net.image_size)  # (N, C, H, W); N > 1 keeps N free
+    example = torch.zeros(2, net.in_channels, net.image_size, net.image_size)  # (N, C, H, W); N > 1 keeps N free
     own = copy.deepcopy(model).eval()  # tracing never touches the shared model
     with _ONNX_LOCK:
         program = torch.onnx.export(own, (example,), dynamo=True, input_names=["image"], output_names=["logits"],

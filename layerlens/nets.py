@@ -303,8 +303,9 @@ PRESETS: dict[str, dict] = {
     # (Fashion-MNIST: 91.9% in 3 epochs, where lenet gets 89.1% in 4; benchmarks/train_speed.py --recipes).
     "wide": dict(channels=(16, 32, 64), kernel_size=3, batch_norm=True, activation="relu", dense=64),
     # Four blocks for colour photos: edges → motifs → parts → objects (CIFAR-10: 78% in 4 epochs, 83–86 s on 2 AVX2
-    # cores). 16 first-layer channels, not 24: PyTorch's channels-last batch-norm is 2.4× slower per value on 24
-    # channels than on 16, 32 or 48, so 24 made training 1.3× slower for the same accuracy (train_speed.py --recipes).
+    # cores). 16 first-layer channels, not 24: PyTorch's channels-last batch-norm is 2.2–2.8× slower per value on 24
+    # channels than on 16 or 32, so a step took 63–76 ms with 24 against 51–57 ms with 16 (train_speed.py
+    # --first-channels, sgemm 190) for the same accuracy.
     "deep": dict(channels=(16, 48, 96, 192), kernel_size=3, first_kernel_size=5, batch_norm=True, activation="relu",
                  dense=0),
 }

@@ -8,6 +8,7 @@ import server
 import session
 import tasks
 import train_form
+import widgets
 from layerlens import exports, plots, summaries
 from layerlens.data import ImageData
 from layerlens.formatting import percent
@@ -98,8 +99,7 @@ def saved_models(result: TrainResult) -> None:
         c_save, c_load = st.columns(2)
         train_form.save_current_model(c_save, result)
         saved = sorted(p.name for p in server.models_dir().glob("*.pt"))
-        if st.session_state.get("train_load_name") not in saved:  # none saved before, or the file is gone
-            st.session_state.train_load_name = saved[0] if saved else None
+        widgets.default("train_load_name", saved[0] if saved else None, saved)  # none saved yet, or the file is gone
         c_load.selectbox("Saved model", saved, key="train_load_name")
         c_load.button("Load it", key="train_btn_load", disabled=not saved, on_click=train_form.load_saved_model)
         if "train_load_error" in st.session_state:

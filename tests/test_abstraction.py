@@ -63,6 +63,15 @@ def test_maps_are_two_dimensional_and_keep_separate_classes_apart(method):
     assert min(gaps) > 2 * spread  # three clusters stay three clusters
 
 
+@pytest.mark.parametrize("method", ["pca", "tsne"])
+def test_a_map_of_fewer_images_than_50_wide_features_is_drawn(method):
+    """A class's own photos leave a dozen test images with a layer's hundreds of features (t-SNE's first PCA once
+    asked for 50 components of 12 images and raised)."""
+    from layerlens.abstraction import embedding_2d
+
+    assert embedding_2d(np.random.default_rng(0).normal(size=(12, 300)), method).shape == (12, 2)
+
+
 def test_class_separation_is_high_for_clusters_and_near_zero_for_noise():
     from layerlens.abstraction import class_separation, embedding_2d
 

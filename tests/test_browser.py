@@ -46,10 +46,11 @@ def test_train_page_hands_out_the_model_and_the_page_as_files(page):
 
     visit(page, "Train", "Take the model with you", "train-downloads", expect=("Right on ",))
     files = {}
-    for label in ("Model (.pt)", "Model as ONNX", "This page as files"):
+    for label in ("confusion-matrix.csv", "Model (.pt)", "Model as ONNX", "This page as files"):
         with page.expect_download(timeout=120_000) as download:
             page.get_by_role("button", name=label).click()
         files[label] = download.value.path()
+    assert open(files["confusion-matrix.csv"]).readline().count(",") == 10  # the true class, then 10 answers
     assert load_checkpoint(files["Model (.pt)"]).metrics["epochs"] >= 1
     onnx.checker.check_model(onnx.load(files["Model as ONNX"]))
     with zipfile.ZipFile(files["This page as files"]) as archive:

@@ -84,6 +84,7 @@ def test_the_lesson_walks_from_a_neuron_to_deep_versus_traditional(app):
 @pytest.mark.parametrize("flags, hidden, shown", [
     ({"only": "lr"}, ["train_epochs", "train_preset", "train_ch1", "train_blocks", "train_dataset"], ["train_lr"]),
     ({"only": "n,ep"}, ["train_lr", "train_seed"], ["train_size", "train_epochs"]),
+    ({"only": "train_lr"}, ["train_epochs", "train_seed"], ["train_lr"]),  # a widget key names its control too
     ({"hide": "seed,opt"}, ["train_seed", "train_optimizer"], ["train_lr", "train_epochs"]),
     ({"present": "1"}, ["train_seed", "train_optimizer", "train_first_kernel"], ["train_lr", "train_epochs"]),
 ])

@@ -320,8 +320,9 @@ def test_a_diverged_run_is_a_lesson_not_a_crash(app):
     at = open_page(app, TRAIN)
     at.selectbox(key="train_optimizer").set_value("sgd")
     at.select_slider(key="train_lr").set_value(3.0)
-    at.select_slider(key="train_batch").set_value(16)  # blows up in 6 steps with 1 or 2 threads (batch 64 may get
-    at.selectbox(key="train_schedule").set_value("constant")  # stuck at 10% instead, by its rounding)
+    # batch 16 blows up within 6 steps on 1 or 2 threads; batch 64 may get stuck at 10% instead, by its rounding
+    at.select_slider(key="train_batch").set_value(16)
+    at.selectbox(key="train_schedule").set_value("constant")
     at.checkbox(key="train_bn").uncheck()
     at.run()
     assert_clean(at)
