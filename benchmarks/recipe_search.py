@@ -2,8 +2,10 @@
 
 train_speed.py --recipes compares recipes the app can train (preset, channels, epochs, batch, learning rate). This
 script tries the rest, in a bare PyTorch loop with the same Net, channels-last layout, one-cycle schedule and batches:
-label smoothing, SGD with Nesterov momentum and weight decay, AdamW, schedule shapes, weight averaging (EMA), and
-test-time mirroring (the mean of a photo's and its mirror image's probabilities). It prints the machine, then one JSON
+label smoothing, SGD with Nesterov momentum and weight decay, AdamW, schedule shapes, weight averaging (EMA),
+test-time mirroring (the mean of a photo's and its mirror image's probabilities), and three of airbench's ideas for fast
+CIFAR-10 (Keller Jordan, 2024): alternating mirroring (mirror="alternate"), first kernels started as patch whitening
+(whiten=True), and its network shape, two convs per block (double=widths), which the app's pages cannot show. It prints the machine, then one JSON
 line per recipe: seconds of training, test accuracy, and with --mirror-test the accuracy with test-time mirroring.
 
     python benchmarks/recipe_search.py --dataset fashion-mnist            # the Fashion-MNIST candidates below
@@ -11,7 +13,7 @@ line per recipe: seconds of training, test accuracy, and with --mirror-test the 
     python benchmarks/recipe_search.py --dataset cifar10 --recipe "preset='deep', epochs=2, opt='sgd', lr=0.1"
 
 None of these beat the app's recipes by more than a seed's noise (about 0.3 points) at the same seconds
-(README, "Training recipes"), so TrainConfig has none of them.
+(README, "Training recipes"), so TrainConfig has none of them, and the network keeps one conv per block.
 """
 from __future__ import annotations
 
@@ -58,18 +60,27 @@ CANDIDATES = {
         dict(preset="deep", epochs=4, opt="sgd", lr=0.1, decay=5e-4, mirror=True, smoothing=0.1, net=dict(dense=128)),
         dict(preset="deep", epochs=3, opt="sgd", lr=0.1, decay=5e-4, mirror=True, smoothing=0.1,
              net=dict(channels=(16, 64, 128, 256))),
+        dict(preset="deep", epochs=4, lr=0.005, mirror="alternate"),
+        dict(preset="deep", epochs=4, lr=0.005, mirror=True, whiten=True),
+        dict(preset="deep", epochs=2, lr=0.005, mirror=True, whiten=True),
+        dict(preset="deep", epochs=2, lr=0.005, mirror=True, double=(16, 24, 48, 96)),
+        dict(preset="deep", epochs=3, lr=0.005, mirror=True, double=(16, 24, 48, 96)),
     ],
 }
 
 
 def train(data, preset: str, epochs: int, batch: int = 128, lr: float = 0.02, opt: str = "adam",
           smoothing: float = 0.0, decay: float = 0.0, mirror: bool = False, ema: float = 0.0, warm_up: float = 0.3,
-          anneal: str = "cos", net: dict | None = None, seed: int = 0, mirror_test: bool = False) -> dict:
+          anneal: str = "cos", net: dict | None = None, seed: int = 0, mirror_test: bool = False,
+          whiten: bool = False, double: tuple[int, ...] = ()) -> dict:
     """Train one recipe in a bare loop; its seconds and test accuracy (and with mirror_test, test-time mirroring's)."""
     config = preset_config(preset, data.channels, data.image_size, data.num_classes, data.mean, data.std)
     config = dataclasses.replace(config, **(net or {}))
-    model = Net(config, seed=seed).to(memory_format=TRAINING_LAYOUT)
+    torch.manual_seed(seed)
+    model = (double_conv_net(config, double) if double else Net(config, seed=seed)).to(memory_format=TRAINING_LAYOUT)
     x, y = data.x_train.contiguous(memory_format=TRAINING_LAYOUT), data.y_train
+    if whiten:
+        whiten_first_kernels(model, data.x_train[:5000])
     if opt == "sgd":
         optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=decay)
     else:
@@ -80,13 +91,17 @@ def train(data, preset: str, epochs: int, batch: int = 128, lr: float = 0.02, op
     generator = torch.Generator().manual_seed(seed)
     average = copy.deepcopy(model) if ema else None
     start = time.perf_counter()
-    for _ in range(epochs):
+    first_flips = torch.rand(len(x), generator=generator) < 0.5
+    for epoch in range(epochs):
         model.train()
         order = torch.randperm(len(x), generator=generator)
         for i in range(0, len(x), batch):
             idx = order[i:i + batch]
             xb = x[idx]
-            if mirror:
+            if mirror == "alternate":  # airbench's: random halves in epoch 1, then each photo the other way round
+                flip = first_flips[idx] ^ bool(epoch % 2)
+                xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
+            elif mirror:
                 flip = torch.rand(len(idx), generator=generator) < 0.5
                 xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
             loss = nn.functional.cross_entropy(model(xb), y[idx], label_smoothing=smoothing)
@@ -110,6 +125,37 @@ def train(data, preset: str, epochs: int, batch: int = 128, lr: float = 0.02, op
             result["mirrored_test_accuracy"] = round(
                 ((probabilities + mirrored).argmax(1) == data.y_test).float().mean().item(), 4)
     return result
+
+
+def double_conv_net(config, widths: tuple[int, ...]) -> nn.Module:
+    """Not the app's network: airbench's shape, small. A 3×3 conv to widths[0] channels, then per later width a block
+    of two 3×3 convs (conv → pool → batch-norm → ReLU → conv → batch-norm → ReLU), then global max-pooling and the
+    classifier: what a page of one conv per block cannot show, tried to see what it would buy."""
+    from layerlens.nets import Normalize
+
+    def conv(c_in, c_out):
+        return nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+
+    layers = [Normalize(config.mean, config.std), conv(config.in_channels, widths[0]), nn.BatchNorm2d(widths[0]),
+              nn.ReLU()]
+    for c_in, c_out in zip(widths, widths[1:]):
+        layers += [conv(c_in, c_out), nn.MaxPool2d(2), nn.BatchNorm2d(c_out), nn.ReLU(),
+                   conv(c_out, c_out), nn.BatchNorm2d(c_out), nn.ReLU()]
+    layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(widths[-1], config.num_classes)]
+    return nn.Sequential(*layers)
+
+
+def whiten_first_kernels(model: Net, images: torch.Tensor) -> None:
+    """Start block 1's kernels as airbench does: the leading eigenvectors of the images' patch covariance, scaled to
+    whiten, each with its negative (half as many eigenvectors as kernels)."""
+    conv = model.layers.conv1
+    k, out = conv.kernel_size[0], conv.out_channels
+    with torch.no_grad():
+        patches = nn.functional.unfold(model.layers.normalize(images), k, padding=k // 2)  # (N, C·k·k, positions)
+        patches = patches.transpose(1, 2).reshape(-1, patches.shape[1])[::7].double()
+        values, vectors = torch.linalg.eigh(torch.cov(patches.T))
+        top = vectors[:, -(out // 2):].T / (values[-(out // 2):, None] + 1e-2).sqrt()
+        conv.weight.copy_(torch.cat([top, -top]).view_as(conv.weight).float())
 
 
 def main() -> None:

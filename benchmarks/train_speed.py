@@ -8,12 +8,20 @@ their ratio, and the training's achieved GFLOP/s (operation count over seconds) 
     python benchmarks/train_speed.py --recipes [--only fashion-mnist] [--seeds 2]
     python benchmarks/train_speed.py --layouts
     python benchmarks/train_speed.py --first-channels
+    python benchmarks/train_speed.py --reorder
+    python benchmarks/train_speed.py --compile
 
 --layouts times one training step of each preset (batch 128, Adam) in NCHW and in channels-last (where
 nets.BatchNorm2d runs few channels in NCHW), best of 3 rounds, and prints their ratio: why fit() trains channels-last.
 
 --first-channels times a training step of `deep` (batch 128, channels-last) with 16, 24 and 32 channels in its
 first block, best of 3 rounds: why `deep` starts with 16 (PyTorch's channels-last batch-norm is slow on 24).
+
+--reorder times a training step of each preset through Net.forward, which runs each ReLU after its pooling (the same
+numbers on a quarter of the values), and through its layers in their order, as inspection runs them.
+
+--compile times torch.compile (inductor, C++ kernels) against eager per preset, and says whether the compiling pays
+back within the preset's recipe: how many steps it would take, against how many the recipe has.
 
 --recipes trains every candidate recipe of each dataset (architecture and training settings) and prints the table
 that chose the recipe each dataset starts with: seconds, the seconds scaled to the reference machine of issue 12
@@ -106,36 +114,84 @@ def bare_images_per_second(config: TrainConfig, x: torch.Tensor, y: torch.Tensor
 
 def step_milliseconds(net, layout: torch.memory_format, batch: int = 128, steps: int = 15) -> float:
     """Best of 3 rounds of `steps` training steps (forward, backward, Adam) on random images, in ms per step."""
-    model = Net(net).to(memory_format=layout).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    return compare_steps(net, {"forward": lambda model: model}, layout, batch, steps, rounds=3)["forward"]
+
+
+def compare_steps(net, variants: dict, layout: torch.memory_format = TRAINING_LAYOUT, batch: int = 128,
+                  steps: int = 10, rounds: int = 6) -> dict[str, float]:
+    """ms per training step (forward, backward, Adam on random images) of each variant, variants[name](model) giving
+    the function that runs the model: best of `rounds` rounds of `steps` steps, the variants taking turns in every
+    round so that all of them see the same (shared, noisy) machine. Also, per variant, the seconds of its first step
+    (where torch.compile compiles)."""
     x = torch.rand(batch, net.in_channels, net.image_size, net.image_size).contiguous(memory_format=layout)
     y = torch.randint(0, net.num_classes, (batch,))
+    runs, first = {}, {}
+    for name, make in variants.items():
+        model = Net(net).to(memory_format=layout).train()
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        run = make(model)
 
-    def step():
-        loss = nn.functional.cross_entropy(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        def step(run=run, optimizer=optimizer):
+            loss = nn.functional.cross_entropy(run(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
 
-    for _ in range(3):
-        step()  # warm-up
-    best = float("inf")
-    for _ in range(3):
         start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        best = min(best, (time.perf_counter() - start) / steps)
-    return best * 1e3
+        step()
+        first[f"{name}_first_step_s"] = round(time.perf_counter() - start, 2)
+        for _ in range(2):
+            step()  # warm-up
+        runs[name] = step
+    best = dict.fromkeys(variants, float("inf"))
+    for _ in range(rounds):
+        for name, step in runs.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            best[name] = min(best[name], (time.perf_counter() - start) / steps)
+    return {**{name: ms * 1e3 for name, ms in best.items()}, **first}
+
+
+def preset_nets():
+    """Every preset, fitted to grey 28×28 digits (`deep`: colour 32×32 photos)."""
+    from layerlens.nets import PRESETS, preset_config
+
+    for preset in PRESETS:
+        c = 3 if preset == "deep" else 1
+        yield preset, preset_config(preset, c, 32 if c == 3 else 28, 10, (0.5,) * c, (0.25,) * c)
+
+
+def reorder_table() -> None:
+    """ms per training step of every preset through Net.forward (each ReLU after its pooling) and through its layers
+    in their order (conv → batch-norm → ReLU → pool), the same numbers either way."""
+    for preset, net in preset_nets():
+        ms = compare_steps(net, {"layers_in_order": lambda model: model.layers, "forward": lambda model: model})
+        print(json.dumps({"preset": preset, "batch": 128, "layers_in_order_ms_per_step": round(ms["layers_in_order"], 1),
+                          "forward_ms_per_step": round(ms["forward"], 1),
+                          "speed_up": round(ms["layers_in_order"] / ms["forward"], 2)}), flush=True)
+
+
+def compile_table() -> None:
+    """torch.compile (inductor) against eager, per preset: the first step's seconds (the compiling), ms per step
+    after it, and the steps a run would need before the compile pays back, against the steps of its recipe."""
+    recipe_steps = {"tiny": 4 * math.ceil(5000 / 64), "lenet": 2 * math.ceil(60000 / 256),
+                    "wide": 3 * math.ceil(60000 / 128), "deep": 4 * math.ceil(50000 / 128)}
+    for preset, net in preset_nets():
+        ms = compare_steps(net, {"eager": lambda model: model, "compiled": lambda model: torch.compile(model)},
+                           rounds=4)
+        saved = (ms["eager"] - ms["compiled"]) / 1e3
+        pay_back = math.ceil(ms["compiled_first_step_s"] / saved) if saved > 0 else None
+        print(json.dumps({"preset": preset, "batch": 128, "eager_ms_per_step": round(ms["eager"], 1),
+                          "compiled_ms_per_step": round(ms["compiled"], 1),
+                          "compile_seconds": ms["compiled_first_step_s"], "steps_to_pay_back": pay_back,
+                          "recipe_steps": recipe_steps[preset],
+                          "pays_back": pay_back is not None and pay_back < recipe_steps[preset]}), flush=True)
 
 
 def layout_table() -> None:
     """ms per training step of every preset in NCHW and in channels-last, and the speed-up."""
-    from layerlens.nets import PRESETS, preset_config
-
-    for preset in PRESETS:
-        colour = preset == "deep"
-        net = preset_config(preset, 3 if colour else 1, 32 if colour else 28, 10, (0.5,) * (3 if colour else 1),
-                            (0.25,) * (3 if colour else 1))
+    for preset, net in preset_nets():
         nchw = step_milliseconds(net, torch.contiguous_format)
         last = step_milliseconds(net, torch.channels_last)
         print(json.dumps({"preset": preset, "batch": 128, "nchw_ms_per_step": round(nchw, 1),
@@ -219,6 +275,9 @@ def main() -> None:
     parser.add_argument("--recipes", action="store_true", help="train every candidate recipe and print the table")
     parser.add_argument("--seeds", type=int, default=1, help="--recipes: seeds per candidate (the worst counts)")
     parser.add_argument("--layouts", action="store_true", help="time a training step in NCHW and channels-last")
+    parser.add_argument("--reorder", action="store_true", help="time a training step through Net.forward and "
+                        "through the layers in their order")
+    parser.add_argument("--compile", action="store_true", help="time torch.compile against eager, compile included")
     parser.add_argument("--first-channels", action="store_true", help="time a deep training step with 16, 24 and "
                         "32 first-block channels")
     args = parser.parse_args()
@@ -231,6 +290,12 @@ def main() -> None:
         return
     if args.first_channels:
         first_channels_table()
+        return
+    if args.reorder:
+        reorder_table()
+        return
+    if args.compile:
+        compile_table()
         return
     for dataset, preset in CASES:
         if args.only and dataset != args.only:

@@ -193,15 +193,14 @@ def centre_square(img, size: int):
 
 
 def _decode(raw: bytes):
-    """Bytes → a small PIL image in L or RGB (photos bigger than 64 px shrink at once to save memory)."""
-    from PIL import Image
+    """Bytes → a small PIL image in L or RGB, as the same file uploaded becomes (uploads.small_image: transparency on
+    white, a phone's rotation applied, photos bigger than 64 px shrunk at once to save memory)."""
+    from .uploads import small_image  # uploads builds on this module
 
-    img = Image.open(io.BytesIO(raw))
-    if img.width * img.height > MAX_IMAGE_PIXELS:
-        raise DatasetUnavailable(f"it has {img.width:,}×{img.height:,} pixels, more than the "
-                                 f"{MAX_IMAGE_PIXELS // 10**6} megapixels LayerLens opens")
-    img = img.convert("L" if img.mode in ("L", "1", "I;16", "I", "LA") else "RGB")
-    return centre_square(img, FOLDER_IMAGE_SIZE) if max(img.size) > KEEP_SIZE else img
+    try:
+        return small_image(raw)[0]
+    except ValueError as err:
+        raise DatasetUnavailable(str(err)) from err
 
 
 def _checked_folder(path: Path) -> None:

@@ -186,6 +186,28 @@ def test_folder_mixing_grey_and_colour_becomes_three_channels_of_the_same_size(m
     assert torch.equal((grey[0] * 255).round().byte(), torch.from_numpy(png(root / "train/bar/001.png")))
 
 
+def test_a_folder_image_decodes_as_the_same_file_uploaded(make_image_folder, tmp_path):
+    # a teacher's folder on the server and the same photos uploaded by a student must give the same pixels
+    from layerlens.uploads import small_image
+
+    root = make_image_folder(per_class=(3, 2), colour="all")
+    clear = np.zeros((12, 12, 4), np.uint8)
+    clear[:, 4:8] = (200, 30, 30, 255)  # a red bar on a transparent background
+    Image.fromarray(clear, "RGBA").save(root / "train/bar/clear.png")
+    turned = Image.fromarray(np.tile(np.arange(12, dtype=np.uint8)[None, :, None] * 20, (12, 1, 3)), "RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # a phone held upright: the picture is stored on its side
+    turned.save(root / "train/blank/phone.jpg", exif=exif, quality=95)
+    data = load_folder(root, tmp_path / "cache")
+    for file in ("train/bar/clear.png", "train/blank/phone.jpg"):
+        expected = torch.from_numpy(np.array(small_image((root / file).read_bytes())[0])).permute(2, 0, 1)
+        assert any(torch.equal((image * 255).round().byte(), expected) for image in data.x_train), file
+    white = torch.from_numpy(np.array(small_image((root / "train/bar/clear.png").read_bytes())[0]))
+    assert white[0, 0].tolist() == [255, 255, 255] and white[0, 5].tolist() == [200, 30, 30]
+    upright = torch.from_numpy(np.array(small_image((root / "train/blank/phone.jpg").read_bytes())[0]))
+    assert upright[0].float().std() < 3 < upright[:, 0].float().std()  # the gradient now runs top to bottom
+
+
 def test_folder_of_mixed_sizes_is_cropped_and_resized(make_image_folder, tmp_path):
     root = make_image_folder(per_class=(3, 2), size=(20, 16))  # not square
     data = load_folder(root, tmp_path / "cache")

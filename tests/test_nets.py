@@ -56,6 +56,33 @@ def test_layers_are_named_steps_in_order():
         "normalize", "conv1", "act1", "pool1", "flatten", "classifier"]
 
 
+@pytest.mark.parametrize("config", [
+    grey(channels=(8, 16, 32)),
+    grey(channels=(6, 16), kernel_size=5, padding=False, batch_norm=False, dense=84),  # odd maps: 7×7 → 3×3
+    colour(channels=(16, 48, 96, 192), first_kernel_size=5, dense=0),
+    grey(channels=(4, 8), activation="tanh"),
+], ids=lambda c: f"{len(c.channels)}blocks-{c.activation}-bn{c.batch_norm}")
+def test_forward_gives_the_numbers_and_gradients_of_the_layers_in_their_order(config):
+    # forward runs each ReLU after its pooling (nets._pool_then_relu); the pages run the layers in their own order
+    model = Net(config, seed=3).train()
+    x = torch.rand(16, config.in_channels, config.image_size, config.image_size).contiguous(
+        memory_format=torch.channels_last)
+    fast, plain = model(x), model.layers(x)
+    assert torch.equal(fast, plain)
+    grads = []
+    for out in (fast, plain):
+        model.zero_grad()
+        torch.nn.functional.cross_entropy(out, torch.arange(16) % 10).backward(retain_graph=True)
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    reordered = [getattr(step, "__name__", type(step).__name__) for step in model._steps]
+    if config.activation == "relu":
+        assert "ReLU" not in reordered[:-3] and reordered.count("relu_") == len(config.channels)
+    else:
+        assert "relu_" not in reordered
+
+
 def test_normalize_uses_the_dataset_statistics():
     model = Net(grey(mean=(0.25,), std=(0.5,)))
     x = torch.full((1, 1, 28, 28), 0.75)
