@@ -5,7 +5,6 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
-import io
 import logging
 import os
 import tarfile
