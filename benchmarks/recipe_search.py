@@ -62,6 +62,7 @@ CANDIDATES = {
              net=dict(channels=(16, 64, 128, 256))),
         dict(preset="deep", epochs=4, lr=0.005, mirror="alternate"),
         dict(preset="deep", epochs=4, lr=0.005, mirror=True, whiten=True),
+        dict(preset="deep", epochs=2, lr=0.005, mirror=True),
         dict(preset="deep", epochs=2, lr=0.005, mirror=True, whiten=True),
         dict(preset="deep", epochs=2, lr=0.005, mirror=True, double=(16, 24, 48, 96)),
         dict(preset="deep", epochs=3, lr=0.005, mirror=True, double=(16, 24, 48, 96)),
@@ -79,6 +80,8 @@ def train(data, preset: str, epochs: int, batch: int = 128, lr: float = 0.02, op
     torch.manual_seed(seed)
     model = (double_conv_net(config, double) if double else Net(config, seed=seed)).to(memory_format=TRAINING_LAYOUT)
     x, y = data.x_train.contiguous(memory_format=TRAINING_LAYOUT), data.y_train
+    if whiten and double:
+        raise ValueError("whiten starts the app's Net's first kernels; the double-conv network has none by that name.")
     if whiten:
         whiten_first_kernels(model, data.x_train[:5000])
     if opt == "sgd":
@@ -150,6 +153,9 @@ def whiten_first_kernels(model: Net, images: torch.Tensor) -> None:
     whiten, each with its negative (half as many eigenvectors as kernels)."""
     conv = model.layers.conv1
     k, out = conv.kernel_size[0], conv.out_channels
+    if out % 2:
+        raise ValueError(f"whiten needs an even number of first-block channels (each eigenvector and its negative), "
+                         f"not {out}.")
     with torch.no_grad():
         patches = nn.functional.unfold(model.layers.normalize(images), k, padding=k // 2)  # (N, C·k·k, positions)
         patches = patches.transpose(1, 2).reshape(-1, patches.shape[1])[::7].double()

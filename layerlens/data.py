@@ -297,7 +297,9 @@ def _folder_fingerprint(path: Path) -> str:
                                                  if p.is_file())
     stats = "|".join(f"{p.relative_to(path) if p != path else p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
                      for p in files)
-    return hashlib.sha1(f"{path.resolve()}|{FOLDER_IMAGE_SIZE}|mixed|{stats}".encode()).hexdigest()[:16]
+    # "as-uploads": folders decoded before they decoded as uploads do (transparency on white, phones' rotation) are
+    # decoded again, not read from the cache
+    return hashlib.sha1(f"{path.resolve()}|{FOLDER_IMAGE_SIZE}|mixed|as-uploads|{stats}".encode()).hexdigest()[:16]
 
 
 def mixed_order(count: int) -> torch.Tensor:
@@ -341,10 +343,8 @@ def _decode_folder(path: Path, within: Path | None) -> dict:
         raw = read()  # OSError or EOFError (an archive cut short) go up to load_folder
         try:
             images[split].append((label, _decode(raw)))
-        except Exception as err:  # PIL raises many kinds for broken files
-            why = str(err) if isinstance(err, DatasetUnavailable) else \
-                f"it is not an image PIL can open ({type(err).__name__})"
-            raise DatasetUnavailable(f"Could not read {split}/{label}/{filename}: {why}. Remove or replace that "
+        except DatasetUnavailable as err:  # _decode says why in a few words
+            raise DatasetUnavailable(f"Could not read {split}/{label}/{filename}: {err}. Remove or replace that "
                                      f"file.") from err
     if not images["train"] or not images["test"]:
         raise DatasetUnavailable(f"{path} needs images in both train/<class>/ and test/<class>/ (found "

@@ -54,7 +54,9 @@ def onnx_bytes(model: Net, classes: tuple[str, ...]) -> bytes:
     (N, classes); the class names are in its metadata."""
     net = model.config
     example = torch.zeros(2, net.in_channels, net.image_size, net.image_size)  # (N, C, H, W); N > 1 keeps N free
-    own = copy.deepcopy(model).eval()  # tracing never touches the shared model
+    # the layers in their order (conv → batch-norm → ReLU → pool, as the pages show them; Net.forward pools first),
+    # named as on the pages; tracing never touches the shared model
+    own = copy.deepcopy(model.layers).eval()
     with _ONNX_LOCK:
         program = torch.onnx.export(own, (example,), dynamo=True, input_names=["image"], output_names=["logits"],
                                     dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)

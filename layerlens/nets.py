@@ -296,8 +296,9 @@ def _pool_then_relu(layers: list[tuple[str, nn.Module]]) -> list:
     steps, i = [], 0
     while i < len(layers):
         module = layers[i][1]
-        if type(module) is nn.ReLU and i + 1 < len(layers) and isinstance(layers[i + 1][1], nn.MaxPool2d):
-            steps += [layers[i + 1][1], torch.relu_]
+        pool = layers[i + 1][1] if i + 1 < len(layers) else None
+        if type(module) is nn.ReLU and isinstance(pool, nn.MaxPool2d) and not pool.return_indices:
+            steps += [pool, torch.relu_]
             i += 2
         else:
             steps.append(module)

@@ -118,7 +118,7 @@ def small_image(raw: bytes) -> tuple[Image.Image, bool]:
     except Image.DecompressionBombError as err:
         raise ValueError("too many pixels to open safely") from err
     except Exception as err:  # Pillow raises many kinds for broken or hostile files
-        log.info("an uploaded file is not an image Pillow can open (%s)", said(err))
+        log.info("a file is not an image Pillow can open (%s)", said(err))
         raise ValueError("not an image LayerLens can open") from err
     if pixels > MAX_PIXELS:
         raise ValueError(f"{image.width}×{image.height} pixels, too many to open safely")

@@ -42,6 +42,8 @@ def test_onnx_gives_the_same_answers_as_torch_and_leaves_the_model_alone(tiny_re
     onnx.checker.check_model(proto)
     meta = {p.key: p.value for p in proto.metadata_props}
     assert json.loads(meta["classes"]) == list(tiny_data.classes)
+    ops = [node.op_type for node in proto.graph.node if node.op_type in ("Conv", "Relu", "MaxPool")]
+    assert ops[:3] == ["Conv", "Relu", "MaxPool"]  # in the order the pages show, not Net.forward's pooling first
     session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["image"]
     for images in (tiny_data.x_test[:1], tiny_data.x_test):  # any batch size

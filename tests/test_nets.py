@@ -1,6 +1,7 @@
 """Networks from configs: shapes, validation in words, parameter counts, presets."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 
@@ -56,6 +57,12 @@ def test_layers_are_named_steps_in_order():
         "normalize", "conv1", "act1", "pool1", "flatten", "classifier"]
 
 
+def _forward_names(model: Net) -> list[str]:
+    """The names of the modules Net.forward runs, in its order."""
+    names = {id(m): n for n, m in model.layers.named_children()}
+    return [names[id(s)] for s in model._steps if isinstance(s, torch.nn.Module)]
+
+
 @pytest.mark.parametrize("config", [
     grey(channels=(8, 16, 32)),
     grey(channels=(6, 16), kernel_size=5, padding=False, batch_norm=False, dense=84),  # odd maps: 7×7 → 3×3
@@ -76,6 +83,9 @@ def test_forward_gives_the_numbers_and_gradients_of_the_layers_in_their_order(co
         grads.append([p.grad.clone() for p in model.parameters()])
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+    copied = copy.deepcopy(model)  # what the Learning page and the exports work on: its own layers, not the original's
+    assert [id(s) for s in copied._steps if isinstance(s, torch.nn.Module)] == \
+        [id(copied.layers.get_submodule(n)) for n in _forward_names(model)]
     reordered = [getattr(step, "__name__", type(step).__name__) for step in model._steps]
     if config.activation == "relu":
         assert "ReLU" not in reordered[:-3] and reordered.count("relu_") == len(config.channels)
