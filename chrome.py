@@ -12,6 +12,7 @@ import presenter
 import server
 import session
 from page_list import BY_TITLE, HOME, PAGES
+from layerlens.data import shown_name
 from layerlens.formatting import percent, plural
 
 
@@ -70,5 +71,5 @@ def model_status() -> None:
         return
     m = result.metrics
     st.caption(f"**Model:** {plural(len(result.config.net.channels), 'conv block')}, {m['params']:,} weights  \n"
-               f"**Data:** {result.config.dataset}, {plural(m['epochs'], 'epoch')} on {m['train_images']:,} images  \n"
+               f"**Data:** {shown_name(result.config.dataset)}, {plural(m['epochs'], 'epoch')} on {m['train_images']:,} images  \n"
                f"**Test accuracy:** {percent(m['test_accuracy'])}  \n**Trained on:** {m['device']}")

@@ -11,7 +11,8 @@ import server
 import session
 import widgets
 from layerlens.checkpoints import ModelExists, load_checkpoint, save_named
-from layerlens.data import DATASETS, FOLDER_PREFIX, FOLDERS_SETTING, SAMPLE, folders_root, mirror_by_default
+from layerlens.data import (DATASETS, FOLDER_PREFIX, FOLDERS_SETTING, SAMPLE, folders_root, mirror_by_default,
+                            shown_name)
 from layerlens.nets import ACTIVATIONS, MAX_BLOCKS, PRESETS, NetConfig
 from layerlens.training import OPTIMIZERS, PRESET_TRAINING, RECOMMENDED_PRESET, SCHEDULES, TrainConfig
 
@@ -104,7 +105,7 @@ def show_config(config: TrainConfig) -> None:
     """Set every widget to config's settings (a loaded model's, or a link's), so the Train page shows that model."""
     folder = config.dataset.startswith(FOLDER_PREFIX)
     if folder:
-        st.session_state.train_folder = config.dataset[len(FOLDER_PREFIX):]
+        st.session_state.train_folder = shown_name(config.dataset)[len(FOLDER_PREFIX):]
     show_network(config.net)
     st.session_state.update(
         train_dataset=FOLDER if folder else config.dataset, train_optimizer=config.optimizer,

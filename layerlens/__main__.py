@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from .checkpoints import ModelCache, models_dir, save_checkpoint
-from .data import SAMPLE, default_cache_dir, load_dataset
+from .data import SAMPLE, default_cache_dir, load_dataset, shown_name
 from .lessons import LESSONS
 from .nets import PRESETS
 from .training import RECOMMENDED_PRESET, fit, preset_train_config
@@ -80,7 +80,7 @@ def warm_lesson(name: str, data_dir: Path | None) -> int:
         start = time.perf_counter()
         result = ready or cache.get_or_train(config, data)
         how = "ready" if ready else f"trained in {time.perf_counter() - start:.1f} s"
-        print(f"{config.key()[:12]}  {config.dataset}, {result.metrics['train_images']:,} images, "
+        print(f"{config.key()[:12]}  {shown_name(config.dataset)}, {result.metrics['train_images']:,} images, "
               f"{config.epochs} epochs: "
               f"{result.metrics['test_accuracy']:.1%} test, {how}")
     return 0

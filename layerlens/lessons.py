@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .data import SAMPLE, ImageData
+from .data import SAMPLE, ImageData, shown_name
 from .training import RECOMMENDED_PRESET, TrainConfig, preset_train_config
 
 
@@ -31,7 +31,7 @@ class Lesson:
 
     def config(self, step: Step, data: ImageData) -> TrainConfig:
         """The model the step shows: the dataset's recommended preset with the step's settings."""
-        if data.name != self.dataset:
+        if shown_name(data.name) != shown_name(self.dataset):
             raise ValueError(f"the lesson '{self.name}' is about {self.dataset}, not {data.name}")
         return preset_train_config(RECOMMENDED_PRESET.get(self.dataset, "tiny"), data, **step.model)
 

@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .data import CIFAR10, FASHION_MNIST, MNIST, SAMPLE, ImageData, mirror_by_default
+from .data import CIFAR10, FASHION_MNIST, MNIST, SAMPLE, ImageData, mirror_by_default, shown_name
 from .nets import Net, NetConfig, SeededDropout, check_types, parameter_counts, weighted_layers
 
 OPTIMIZERS = ("adam", "sgd")
@@ -469,7 +469,7 @@ def fit(config: TrainConfig, data: ImageData, on_step: Callable[[Progress], None
     if (config.net.in_channels, config.net.image_size, config.net.num_classes) != \
             (data.channels, data.image_size, data.num_classes):
         raise ValueError(f"This network expects {config.net.in_channels}×{config.net.image_size}² images in "
-                         f"{config.net.num_classes} classes, but {data.name} has {data.channels}×"
+                         f"{config.net.num_classes} classes, but {shown_name(data.name)} has {data.channels}×"
                          f"{data.image_size}² images in {data.num_classes} classes.")
     device = device or pick_device()
     run = _start(config, data, device, on_step)

@@ -13,6 +13,7 @@ import tasks
 import white_box
 import widgets
 from layerlens import exports, plots, summaries
+from layerlens.data import shown_name
 from layerlens.classic import (FEATURES, HOG_CELL, HOG_CELLS, MODELS, classic_config, cnn_scores_on, cost_rows,
                                curve_sizes, read_curves)
 from layerlens.inspection import confusion_counts
@@ -153,7 +154,7 @@ st.markdown(f"""
 Traditional models such as logistic regression, decision trees or nearest neighbours learn from
 **features** someone chose: raw pixel values, or measurements people designed by hand, like **HOG**
 (histograms of edge directions). A CNN learns its own features from the raw pixels, layer by layer.
-Here five classic scikit-learn models and your CNN face the very same **{data.name}** test images.
+Here five classic scikit-learn models and your CNN face the very same **{shown_name(data.name)}** test images.
 """)
 fitted = {kind: tasks.classic_models(choice.configs(result, data, kind, choice.size), result.model)
           for kind in ["pixels", *choice.extra]}

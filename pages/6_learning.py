@@ -9,6 +9,7 @@ import session
 import tasks
 import widgets
 from layerlens import exports, plots, summaries
+from layerlens.data import shown_name
 from layerlens.formatting import percent, plural
 from layerlens.images import enlarged_rgb, kernel_tiles
 from layerlens.learning import (SCENARIOS, HandSteps, batch_indices, gradient_step, layer_changes, lesson_base,
@@ -100,7 +101,7 @@ def training_dynamics(history) -> None:
 def gone_wrong(result, data) -> None:
     st.subheader("When learning goes wrong, on purpose")
     base = lesson_base(result.config, len(data.x_train))
-    st.markdown(f"Each button retrains your recipe ({result.config.dataset}, on at most "
+    st.markdown(f"Each button retrains your recipe ({shown_name(result.config.dataset)}, on at most "
                 f"{base.train_size or len(data.x_train):,} images) with one thing broken. Your own model stays as "
                 "it is.")
     halves = st.columns(2)

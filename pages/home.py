@@ -4,6 +4,7 @@ import streamlit as st
 import chrome
 import page_list
 import session
+from layerlens.data import shown_name
 from layerlens.formatting import percent
 
 chrome.inside_navigation()
@@ -46,4 +47,4 @@ if result is None:
 else:
     m = result.metrics
     st.write(f"Your model: **{m['params']:,} weights**, trained on **{m['train_images']:,}** images of "
-             f"**{result.config.dataset}**, gets **{percent(m['test_accuracy'])}** of unseen test images right.")
+             f"**{shown_name(result.config.dataset)}**, gets **{percent(m['test_accuracy'])}** of unseen test images right.")

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from layerlens.checkpoints import load_checkpoint
+from layerlens.data import shown_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,7 +33,7 @@ def test_train_on_a_folder_prints_json_and_saves_a_checkpoint(make_image_folder,
     report = json.loads(lines[0])
     assert {"dataset", "preset", "params", "epochs", "train_images", "seconds", "test_accuracy",
             "images_per_second"} <= report.keys()
-    assert report["dataset"] == f"folder:{folder}" and report["preset"] == "tiny"
+    assert shown_name(report["dataset"]) == f"folder:{folder}" and report["preset"] == "tiny"
     assert report["epochs"] == 1 and report["train_images"] == 24
     assert 0 <= report["test_accuracy"] <= 1 and report["images_per_second"] > 0
     assert report["diverged"] is None and report["backend"] == "local"

@@ -10,7 +10,7 @@ from PIL import Image
 
 from layerlens.data import (DIGITS, FOLDER_IMAGE_SIZE, SAMPLE, DatasetUnavailable, default_cache_dir,
                             default_data_dir, from_uint8, load_dataset, load_folder, load_sample, mixed_order,
-                            stratified_split)
+                            shown_name, split_version, stratified_split)
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +142,8 @@ def png(path) -> np.ndarray:
 def test_grey_folder_loads_exact_pixels_and_classes(make_image_folder, tmp_path):
     root = make_image_folder(per_class=(8, 4))
     data = load_folder(root, tmp_path / "cache")
-    assert data.name == f"folder:{root}"
+    base, version = split_version(data.name)
+    assert base == f"folder:{root}" and len(version) == 16  # the name says which images the folder held
     assert data.classes == ("bar", "blank")
     assert data.x_train.shape == (16, 1, 12, 12) and data.x_test.shape == (8, 1, 12, 12)
     assert torch.bincount(data.y_train).tolist() == [8, 8] and torch.bincount(data.y_test).tolist() == [4, 4]
@@ -237,6 +238,24 @@ def test_folder_cache_goes_to_the_default_cache_dir(make_image_folder, writable_
     assert len(list((writable_dirs.cache / "folders").glob("*.pt"))) == 1
 
 
+def test_a_folders_name_says_which_images_it_held(make_image_folder, tmp_path):
+    root = make_image_folder(per_class=(3, 2))
+    cache = tmp_path / "cache"
+    then = load_dataset(f"folder:{root.name}", cache_dir=cache, folders=tmp_path)
+    assert split_version(then.name)[0] == f"folder:{root.name}" and len(then.x_train) == 6
+    assert load_dataset(f"folder:{root.name}", cache_dir=cache, folders=tmp_path).name == then.name  # unchanged
+    (root / "train/bar/000.png").write_bytes((root / "train/bar/001.png").read_bytes())  # a teacher fixes one
+    now = load_dataset(f"folder:{root.name}", cache_dir=cache, folders=tmp_path)
+    assert now.name != then.name and shown_name(now.name) == shown_name(then.name) == f"folder:{root.name}"
+    kept = load_dataset(then.name, cache_dir=cache, folders=tmp_path)  # a model trained then: the images it saw
+    assert torch.equal(kept.x_train, then.x_train) and not torch.equal(kept.x_train, now.x_train)
+    for cached in (cache / "folders").glob(f"{split_version(then.name)[1]}.pt"):
+        cached.unlink()  # the cache let the old images go
+    with pytest.raises(DatasetUnavailable, match="has changed since this model was trained.*Train again"):
+        load_dataset(then.name, cache_dir=cache, folders=tmp_path)
+    assert split_version("mnist") == ("mnist", "") and shown_name("folder:a@b") == "folder:a@b"  # not a version
+
+
 def test_folder_cache_notices_added_images(make_image_folder, tmp_path):
     root = make_image_folder(per_class=(4, 2))
     cache = tmp_path / "cache"
@@ -325,7 +344,7 @@ def test_image_folders_are_read_only_inside_the_allowed_folder(make_image_folder
         with pytest.raises(DatasetUnavailable, match="LAYERLENS_FOLDERS"):
             allowed_folder(typed, allowed)
     data = load_dataset("folder:photos", folders=allowed)
-    assert data.name == "folder:photos" and len(data.x_train) == 16
+    assert shown_name(data.name) == "folder:photos" and len(data.x_train) == 16
 
 
 def test_a_file_linked_from_outside_the_allowed_folder_is_refused(make_image_folder, tmp_path):

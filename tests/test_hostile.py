@@ -28,7 +28,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from layerlens.checkpoints import load_checkpoint, save_checkpoint
-from layerlens.data import DatasetUnavailable, load_dataset, load_folder, load_sample
+from layerlens.data import DatasetUnavailable, load_dataset, load_folder, load_sample, shown_name
 from layerlens.inputs import read_upload
 from layerlens.training import FEW_UPDATES, fit, preset_train_config, training_problem
 from test_pages import ABSTRACTION, FEATURES, NEURON, TRAIN, charts, model, open_page, text
@@ -221,7 +221,7 @@ def test_pages_size_their_picks_to_a_folder_of_few_test_images(app, make_image_f
     at.selectbox(key="train_dataset").set_value("an image folder…").run()
     at.text_input(key="train_folder").set_value(root.name).run()
     assert not errors(at)
-    assert model(at).config.dataset == f"folder:{root.name}"
+    assert shown_name(model(at).config.dataset) == f"folder:{root.name}"
     open_page(at, FEATURES)
     assert any("the 2 test patches (out of 2 images)" in c.value for c in at.caption)
     at.switch_page(ABSTRACTION).run()

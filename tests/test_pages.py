@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import shutil
 import tomllib
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from layerlens.classic import MODELS
-from layerlens.data import DIGITS, SAMPLE
+from layerlens.data import DIGITS, SAMPLE, shown_name
 from layerlens.training import PRESET_TRAINING
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -435,10 +436,33 @@ def test_a_teachers_image_folder_trains_and_a_wrong_path_explains_itself(app, ma
     at.run()
     assert_clean(at)
     trained = model(at)
-    assert trained.config.dataset == f"folder:{root.name}" and trained.config.augment  # photos are mirrored
+    assert shown_name(trained.config.dataset) == f"folder:{root.name}" and trained.config.augment  # photos are mirrored
     assert trained.config.net.in_channels == 3 and trained.config.net.num_classes == 2
     open_page(at, LAYERS)
     assert "The true label is" in text(at)
+
+
+def test_images_a_teacher_adds_to_a_folder_are_what_the_next_visitor_trains_on(app, make_image_folder, tmp_path):
+    root = make_image_folder(per_class=(12, 6), colour="all")
+    first = open_page(app, TRAIN)
+    first.selectbox(key="train_dataset").set_value("an image folder…").run()
+    first.text_input(key="train_folder").set_value(root.name).run()
+    assert_clean(first)
+    before = model(first)
+    assert before.metrics["train_images"] == 24
+    for i in range(6):  # during class, the teacher adds six photos of bars
+        shutil.copy(root / "train" / "bar" / f"{i:03d}.png", root / "train" / "bar" / f"more-{i}.png")
+    second = open_page(AppTest.from_file(str(ROOT / "app.py"), default_timeout=120), TRAIN)  # same server caches
+    second.selectbox(key="train_dataset").set_value("an image folder…").run()
+    second.text_input(key="train_folder").set_value(root.name).run()
+    assert_clean(second)
+    after = model(second)
+    assert after.metrics["train_images"] == 30, "a model of the folder as it was, from the cache"
+    assert after.config.key() != before.config.key() and shown_name(after.config.dataset) == f"folder:{root.name}"
+    assert second.text_input(key="train_folder").value == root.name  # the box shows no version
+    assert f"**Data:** folder:{root.name}, " in " ".join(c.value for c in second.sidebar.caption)
+    open_page(first, LAYERS)  # the first visitor's model still shows the images it was trained on
+    assert "The true label is" in text(first)
 
 
 @pytest.mark.parametrize("typed", ["/etc", "../outside", "escape"])
@@ -772,7 +796,7 @@ def test_a_zip_of_the_class_images_trains_and_the_pages_look_inside_that_model(a
     at.button(key="images_btn_train").click().run()  # to the Train page, which trains on the folder
     assert_clean(at)
     trained = model(at)
-    assert trained.config.dataset == f"folder:{folder}" and trained.config.net.num_classes == 3
+    assert shown_name(trained.config.dataset) == f"folder:{folder}" and trained.config.net.num_classes == 3
     assert trained.metrics["train_images"] == 48
     assert (trained.config.batch_size, trained.config.epochs) == (8, 30)  # suggested_training: 180 steps
     assert at.selectbox(key="train_dataset").value == "an image folder…"
