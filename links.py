@@ -136,7 +136,8 @@ def restore(prefix: str) -> None:
     try:
         config, data = config_from(params)
     except ValueError as err:
-        st.warning(f"This link's model can't be rebuilt here: {err}. You see the default model instead.")
+        st.warning(f"This link's model can't be rebuilt here: {str(err).rstrip('.')}. You see the default model "
+                   f"instead.")
         return
     train_form.show_config(config)
     session.set_current_model(tasks.train_with_progress(config, data), rerun=False)

@@ -24,8 +24,9 @@ from layerlens.attribution import knocked_out
 from layerlens.caching import ByteCache, cache_key
 from layerlens.checkpoints import MODELS_MB, ModelCache, models_dir
 from layerlens.classic import ClassicConfig, ClassicResult, cnn_test_probabilities, feature_matrix, fit_classic
-from layerlens.data import (FOLDER_PREFIX, ImageData, default_cache_dir, folder_now, folders_root, load_dataset,
+from layerlens.data import (FOLDER_PREFIX, DatasetUnavailable, ImageData, default_cache_dir, folders_root, load_dataset,
                             split_version)
+from layerlens.data import folder_now as versioned_folder
 from layerlens.inspection import confusion_matrix
 from layerlens.jobs import TrainingQueue, local_runner
 from layerlens.nets import Net
@@ -58,10 +59,23 @@ def dataset(name: str) -> ImageData:
     its version (a model's) is those images."""
     if not name.startswith(FOLDER_PREFIX):
         return _dataset(name)
-    if not split_version(name)[1]:
-        with contextlib.suppress(ValueError, OSError):  # _folder(name) says why in a sentence
-            name = folder_now(name, folders_root())
-    return _folder(name)
+    if split_version(name)[1]:
+        return _folder(name)
+    now = folder_now(name)
+    if now:
+        with contextlib.suppress(DatasetUnavailable):  # changed again since folder_now read it: as it is when read
+            return _folder(now)
+    return load_dataset(name, folders=folders_root())  # not cached under a name that stays while the images change;
+    # a folder that cannot be read says why here
+
+
+def folder_now(name: str) -> str:
+    """An image folder's name with the version of the images it holds now; '' when it cannot be read (loading it
+    says why)."""
+    try:
+        return versioned_folder(name, folders_root())
+    except (ValueError, OSError):
+        return ""
 
 
 @st.cache_resource(max_entries=3, show_spinner="Loading the dataset…")

@@ -124,6 +124,25 @@ def choices(options: list, key: str) -> list:
     return numbers + ["all"] if "all" in options else numbers
 
 
+NEWER_IMAGES_KEY = "train_folder_newer"  # the folder whose images as they are now the visitor asked to train on
+
+
+def _as_the_model_saw_it(name: str) -> str:
+    """name, or while it names the folder the visitor's model was trained on, that folder as the model saw it: the
+    teacher adding images during class never swaps the images under a model on screen (nor retrains it unasked).
+    When the folder has changed, a note and a button offer its images as they are now."""
+    current = session.peek_current_model()
+    if current is None or shown_name(current.config.dataset) != name or st.session_state.get(NEWER_IMAGES_KEY) == name:
+        return name
+    now = server.folder_now(name)
+    if now and now != current.config.dataset:
+        st.info("The teacher has changed this folder since your model was trained (images added, removed or "
+                "replaced). Your model still shows the images it learned from.")
+        st.button("Train on the folder's images now", key="train_btn_newer_images",
+                  on_click=lambda: st.session_state.update({NEWER_IMAGES_KEY: name}))
+    return current.config.dataset
+
+
 def _data() -> tuple[str | None, bool, bool]:
     """The dataset's name (None while no folder is typed), whether Train was pressed, whether to retrain at once."""
     choice = st.selectbox("Dataset", [*DATASETS, FOLDER], key="train_dataset", on_change=pick_recommended_preset)
@@ -134,7 +153,7 @@ def _data() -> tuple[str | None, bool, bool]:
         path = st.text_input("Folder with train/<class>/ and test/<class>/ (or a .tar.gz of one)", key="train_folder",
                              help=f"Read from inside {folders_root()} (the teacher sets it with {FOLDERS_SETTING}); "
                                   "type a name relative to it.")
-        name = f"{FOLDER_PREFIX}{path.strip()}" if path.strip() else None
+        name = _as_the_model_saw_it(f"{FOLDER_PREFIX}{path.strip()}") if path.strip() else None
         page_list.page_link(page_list.BY_TITLE["Your images"], "Or upload a .zip, or take photos with the camera")
     st.selectbox("Preset", list(PRESETS), key="train_preset", on_change=apply_preset, help=PRESET_HELP)
     st.select_slider("Training images", choices(TRAIN_SIZES, "train_size"), key="train_size",

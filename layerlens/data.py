@@ -320,12 +320,30 @@ def _folder_fingerprint(path: Path) -> str:
             for label in _sorted_entries(path / split):
                 if label.is_dir():
                     stats += [f"{split}/{label.name}/{file.name}:{stat.st_size}:{stat.st_mtime_ns}"
-                              for file in _sorted_entries(Path(label.path)) if file.is_file()
-                              for stat in (file.stat(),)]
+                              for file in _sorted_entries(Path(label.path))
+                              if Path(file.name).suffix.lower() in IMAGE_SUFFIXES and file.is_file()
+                              for stat in (file.stat(),)]  # images only: a .DS_Store the Finder rewrites is none
     # "as-uploads": folders decoded before they decoded as uploads do (transparency on white, phones' rotation) are
     # decoded again, not read from the cache
     text = f"{path.resolve()}|{FOLDER_IMAGE_SIZE}|mixed|as-uploads|{'|'.join(stats)}"
     return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+FOLDER_VERSIONS_KEPT = 3  # decoded versions of one folder kept in the cache: the newest, and two for older models
+
+
+def _path_tag(path: Path) -> str:
+    """Which folder a cached version belongs to."""
+    return hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
+
+
+def _forget_old_versions(folders: Path, tag: str, keep: Path) -> None:
+    """Delete all but the newest FOLDER_VERSIONS_KEPT decoded versions of one folder (never keep itself): a teacher
+    who edits a folder all lesson long does not fill the disk, and a photo taken out is gone after a few edits."""
+    versions = sorted(folders.glob(f"{tag}-*.pt"), key=lambda f: f.stat().st_mtime, reverse=True)
+    for old in [v for v in versions if v != keep][FOLDER_VERSIONS_KEPT - 1:]:
+        with contextlib.suppress(OSError):
+            old.unlink()
 
 
 def _sorted_entries(folder: Path) -> list[os.DirEntry]:
@@ -447,16 +465,19 @@ def load_folder(path: Path, cache_dir: Path | None = None, within: Path | None =
         _checked_folder(path)  # before anything is opened
         now = _folder_fingerprint(path)
         version = version or now
-        cached = Path(cache_dir or default_cache_dir()) / "folders" / f"{version}.pt"
+        folders = Path(cache_dir or default_cache_dir()) / "folders"
+        cached = folders / f"{_path_tag(path)}-{version}.pt"  # a version opens only its own folder's images
         d = _read_cache(cached)
         if d is None:
             if version != now:
                 raise DatasetUnavailable(
-                    f"The image folder {path} has changed since this model was trained (images added, removed or "
+                    f"The image folder {path.name} has changed since this model was trained (images added, removed or "
                     f"rewritten), and the images it held then are no longer kept here. Train again on the Train page "
                     f"for a model of the images it holds now.")
             d = _decode_folder(path, within)
-            _write_cache(cached, d)
+            if _folder_fingerprint(path) == now:  # else it changed while being read: a mix of two versions
+                _write_cache(cached, d)
+                _forget_old_versions(folders, _path_tag(path), keep=cached)
     except (OSError, EOFError, zlib.error, tarfile.TarError) as err:  # reading the images (the cache only warns)
         raise _unreadable_folder(path, err) from err
     _check_classes(path, d)

@@ -24,6 +24,7 @@ import plotly.graph_objects as go
 import torch
 
 from .checkpoints import save_checkpoint
+from .data import shown_name
 from .nets import Net
 from .plots import PAGE_WIDTH
 from .training import TrainResult
@@ -39,7 +40,8 @@ _ONNX_LOCK, _BROWSER_LOCK = threading.Lock(), threading.Lock()
 
 def file_stem(result: TrainResult) -> str:
     """A file name for the model, without suffix: its dataset and config hash ('layerlens-mnist-sample-1a2b3c4d')."""
-    return f"layerlens-{re.sub(r'[^A-Za-z0-9_-]+', '-', result.config.dataset).strip('-')}-{result.config.key()[:8]}"
+    dataset = shown_name(result.config.dataset)
+    return f"layerlens-{re.sub(r'[^A-Za-z0-9_-]+', '-', dataset).strip('-')}-{result.config.key()[:8]}"
 
 
 def checkpoint_bytes(result: TrainResult) -> bytes:

@@ -32,7 +32,8 @@ class Lesson:
     def config(self, step: Step, data: ImageData) -> TrainConfig:
         """The model the step shows: the dataset's recommended preset with the step's settings."""
         if shown_name(data.name) != shown_name(self.dataset):
-            raise ValueError(f"the lesson '{self.name}' is about {self.dataset}, not {data.name}")
+            raise ValueError(f"the lesson '{self.name}' is about {shown_name(self.dataset)}, not "
+                             f"{shown_name(data.name)}")
         return preset_train_config(RECOMMENDED_PRESET.get(self.dataset, "tiny"), data, **step.model)
 
     def configs(self, data: ImageData) -> list[TrainConfig]:

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from layerlens.data import (DIGITS, FOLDER_IMAGE_SIZE, SAMPLE, DatasetUnavailable, default_cache_dir,
+from layerlens.data import (DIGITS, FOLDER_IMAGE_SIZE, FOLDER_VERSIONS_KEPT, SAMPLE, DatasetUnavailable, default_cache_dir,
                             default_data_dir, from_uint8, load_dataset, load_folder, load_sample, mixed_order,
                             shown_name, split_version, stratified_split)
 
@@ -249,11 +249,30 @@ def test_a_folders_name_says_which_images_it_held(make_image_folder, tmp_path):
     assert now.name != then.name and shown_name(now.name) == shown_name(then.name) == f"folder:{root.name}"
     kept = load_dataset(then.name, cache_dir=cache, folders=tmp_path)  # a model trained then: the images it saw
     assert torch.equal(kept.x_train, then.x_train) and not torch.equal(kept.x_train, now.x_train)
-    for cached in (cache / "folders").glob(f"{split_version(then.name)[1]}.pt"):
+    other = make_image_folder(name="other", per_class=(5, 2))  # a version opens only its own folder's images
+    with pytest.raises(DatasetUnavailable, match="has changed since"):
+        load_dataset(f"folder:other@{split_version(then.name)[1]}", cache_dir=cache, folders=tmp_path)
+    assert len(load_dataset(f"folder:{other.name}", cache_dir=cache, folders=tmp_path).x_train) == 10
+    for cached in (cache / "folders").glob(f"*-{split_version(then.name)[1]}.pt"):
         cached.unlink()  # the cache let the old images go
     with pytest.raises(DatasetUnavailable, match="has changed since this model was trained.*Train again"):
         load_dataset(then.name, cache_dir=cache, folders=tmp_path)
+    (root / "train/bar/.DS_Store").write_bytes(b"the Finder's")  # not an image: the same images, the same version
+    assert load_dataset(f"folder:{root.name}", cache_dir=cache, folders=tmp_path).name == now.name
     assert split_version("mnist") == ("mnist", "") and shown_name("folder:a@b") == "folder:a@b"  # not a version
+
+
+def test_a_folder_edited_all_lesson_keeps_three_versions(make_image_folder, tmp_path):
+    root = make_image_folder(per_class=(3, 2))
+    cache = tmp_path / "cache"
+    names = []
+    for i in range(5):
+        (root / f"train/bar/extra-{i}.png").write_bytes((root / "train/bar/000.png").read_bytes())
+        names.append(load_dataset(f"folder:{root.name}", cache_dir=cache, folders=tmp_path).name)
+    assert len(set(names)) == 5 and len(list((cache / "folders").glob("*.pt"))) == FOLDER_VERSIONS_KEPT == 3
+    assert len(load_dataset(names[-3], cache_dir=cache, folders=tmp_path).x_train) == 9  # 6 + 3 added: still kept
+    with pytest.raises(DatasetUnavailable, match="has changed since"):
+        load_dataset(names[0], cache_dir=cache, folders=tmp_path)
 
 
 def test_folder_cache_notices_added_images(make_image_folder, tmp_path):

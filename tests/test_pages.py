@@ -463,6 +463,12 @@ def test_images_a_teacher_adds_to_a_folder_are_what_the_next_visitor_trains_on(a
     assert f"**Data:** folder:{root.name}, " in " ".join(c.value for c in second.sidebar.caption)
     open_page(first, LAYERS)  # the first visitor's model still shows the images it was trained on
     assert "The true label is" in text(first)
+    open_page(first, TRAIN)  # and the Train page does not swap them unasked: it says, and offers the new ones
+    assert model(first) is before and any("changed this folder" in i.value for i in first.info)
+    first.button(key="train_btn_newer_images").click().run()
+    assert_clean(first)
+    assert model(first).metrics["train_images"] == 30 and model(first).config.key() == after.config.key()
+    assert not any("changed this folder" in i.value for i in first.info)
 
 
 @pytest.mark.parametrize("typed", ["/etc", "../outside", "escape"])
