@@ -6,7 +6,6 @@ on: a model by its config and its weights (model_key), never by its config alone
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib
 import logging
@@ -24,7 +23,7 @@ from layerlens.attribution import knocked_out
 from layerlens.caching import ByteCache, cache_key
 from layerlens.checkpoints import MODELS_MB, ModelCache, models_dir
 from layerlens.classic import ClassicConfig, ClassicResult, cnn_test_probabilities, feature_matrix, fit_classic
-from layerlens.data import (FOLDER_PREFIX, DatasetUnavailable, ImageData, default_cache_dir, folders_root, load_dataset,
+from layerlens.data import (FOLDER_PREFIX, FolderChanged, ImageData, default_cache_dir, folders_root, load_dataset,
                             split_version)
 from layerlens.data import folder_now as versioned_folder
 from layerlens.inspection import confusion_matrix
@@ -62,11 +61,12 @@ def dataset(name: str) -> ImageData:
     if split_version(name)[1]:
         return _folder(name)
     now = folder_now(name)
-    if now:
-        with contextlib.suppress(DatasetUnavailable):  # changed again since folder_now read it: as it is when read
-            return _folder(now)
-    return load_dataset(name, folders=folders_root())  # not cached under a name that stays while the images change;
-    # a folder that cannot be read says why here
+    if not now:
+        return _folder(name)  # it cannot be read: the error says why (errors are not cached)
+    try:
+        return _folder(now)
+    except FolderChanged:  # changed again since folder_now read it: once more, as it is now
+        return _folder(folder_now(name) or name)
 
 
 def folder_now(name: str) -> str:

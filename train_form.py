@@ -124,7 +124,7 @@ def choices(options: list, key: str) -> list:
     return numbers + ["all"] if "all" in options else numbers
 
 
-NEWER_IMAGES_KEY = "train_folder_newer"  # the folder whose images as they are now the visitor asked to train on
+NEWER_IMAGES_KEY = "train_folder_newer"  # the folder version the visitor left for the folder's images as they are now
 
 
 def _as_the_model_saw_it(name: str) -> str:
@@ -132,14 +132,19 @@ def _as_the_model_saw_it(name: str) -> str:
     teacher adding images during class never swaps the images under a model on screen (nor retrains it unasked).
     When the folder has changed, a note and a button offer its images as they are now."""
     current = session.peek_current_model()
-    if current is None or shown_name(current.config.dataset) != name or st.session_state.get(NEWER_IMAGES_KEY) == name:
+    if current is None or shown_name(current.config.dataset) != name or \
+            st.session_state.get(NEWER_IMAGES_KEY) == current.config.dataset:  # left: until its next model
+        return name
+    try:
+        server.dataset(current.config.dataset)
+    except ValueError:  # the images it learned from are no longer kept: the folder as it is now
         return name
     now = server.folder_now(name)
     if now and now != current.config.dataset:
         st.info("The teacher has changed this folder since your model was trained (images added, removed or "
                 "replaced). Your model still shows the images it learned from.")
-        st.button("Train on the folder's images now", key="train_btn_newer_images",
-                  on_click=lambda: st.session_state.update({NEWER_IMAGES_KEY: name}))
+        st.button("Use the folder's images now", key="train_btn_newer_images",
+                  on_click=lambda left=current.config.dataset: st.session_state.update({NEWER_IMAGES_KEY: left}))
     return current.config.dataset
 
 

@@ -49,6 +49,10 @@ class DatasetUnavailable(ValueError):
     """The dataset is not on disk and could not be fetched; the message says what to do."""
 
 
+class FolderChanged(DatasetUnavailable):
+    """An image folder no longer holds the images a version names (or keeps changing while it is read)."""
+
+
 FOLDERS_SETTING = "LAYERLENS_FOLDERS"
 
 # An image folder's name once it is read carries what it held then: "folder:animals@<16 hex digits>", the
@@ -322,7 +326,7 @@ def _folder_fingerprint(path: Path) -> str:
                     stats += [f"{split}/{label.name}/{file.name}:{stat.st_size}:{stat.st_mtime_ns}"
                               for file in _sorted_entries(Path(label.path))
                               if Path(file.name).suffix.lower() in IMAGE_SUFFIXES and file.is_file()
-                              for stat in (file.stat(),)]  # images only: a .DS_Store the Finder rewrites is none
+                              for stat in _stat_or_none(file)]  # images only: a .DS_Store the Finder rewrites is none
     # "as-uploads": folders decoded before they decoded as uploads do (transparency on white, phones' rotation) are
     # decoded again, not read from the cache
     text = f"{path.resolve()}|{FOLDER_IMAGE_SIZE}|mixed|as-uploads|{'|'.join(stats)}"
@@ -332,18 +336,51 @@ def _folder_fingerprint(path: Path) -> str:
 FOLDER_VERSIONS_KEPT = 3  # decoded versions of one folder kept in the cache: the newest, and two for older models
 
 
+def _decode_settled(path: Path, within: Path | None, now: str, requested: str) -> tuple[dict, str]:
+    """Decode the folder and the version its images are: read again while a teacher is still copying images in (a
+    mix of two versions is no version). requested: the version the caller needs, refused once the folder moved on."""
+    for _ in range(3):
+        arrays = _decode_folder(path, within)
+        after = _folder_fingerprint(path)
+        if after == now:
+            return arrays, now
+        if requested:
+            break
+        now = after
+    raise FolderChanged(f"The image folder {path.name} is being changed right now (images added or removed while "
+                        f"LayerLens read it). Try again in a moment." if not requested else
+                        f"The image folder {path.name} has changed since this model was trained. Train again on the "
+                        f"Train page for a model of the images it holds now.")
+
+
 def _path_tag(path: Path) -> str:
     """Which folder a cached version belongs to."""
     return hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
 
 
 def _forget_old_versions(folders: Path, tag: str, keep: Path) -> None:
-    """Delete all but the newest FOLDER_VERSIONS_KEPT decoded versions of one folder (never keep itself): a teacher
-    who edits a folder all lesson long does not fill the disk, and a photo taken out is gone after a few edits."""
-    versions = sorted(folders.glob(f"{tag}-*.pt"), key=lambda f: f.stat().st_mtime, reverse=True)
-    for old in [v for v in versions if v != keep][FOLDER_VERSIONS_KEPT - 1:]:
+    """Delete all but the newest FOLDER_VERSIONS_KEPT decoded versions of one folder (keep: the one just written, and
+    counted among them): a teacher who edits a folder all lesson long does not fill the disk, and a photo taken out is
+    gone after a few edits."""
+    def age(file: Path) -> float:
+        try:
+            return file.stat().st_mtime
+        except OSError:  # another visitor's thread deleted it just now
+            return 0.0
+
+    versions = sorted(folders.glob(f"{tag}-*.pt"), key=age, reverse=True)
+    legacy = list(folders.glob("?" * 16 + ".pt"))  # named before versions carried their folder's tag: never read again
+    for old in [v for v in versions if v != keep][FOLDER_VERSIONS_KEPT - 1:] + legacy:
         with contextlib.suppress(OSError):
             old.unlink()
+
+
+def _stat_or_none(entry: os.DirEntry) -> tuple[os.stat_result, ...]:
+    """The entry's stat, or nothing when it was deleted since the folder was listed (a teacher at work)."""
+    try:
+        return (entry.stat(),)
+    except FileNotFoundError:
+        return ()
 
 
 def _sorted_entries(folder: Path) -> list[os.DirEntry]:
@@ -463,21 +500,21 @@ def load_folder(path: Path, cache_dir: Path | None = None, within: Path | None =
         raise DatasetUnavailable(f"No image folder at {path}. It needs train/<class>/ and test/<class>/ sub-folders.")
     try:
         _checked_folder(path)  # before anything is opened
-        now = _folder_fingerprint(path)
+        now, asked = _folder_fingerprint(path), bool(version)
         version = version or now
         folders = Path(cache_dir or default_cache_dir()) / "folders"
         cached = folders / f"{_path_tag(path)}-{version}.pt"  # a version opens only its own folder's images
         d = _read_cache(cached)
         if d is None:
             if version != now:
-                raise DatasetUnavailable(
+                raise FolderChanged(
                     f"The image folder {path.name} has changed since this model was trained (images added, removed or "
                     f"rewritten), and the images it held then are no longer kept here. Train again on the Train page "
                     f"for a model of the images it holds now.")
-            d = _decode_folder(path, within)
-            if _folder_fingerprint(path) == now:  # else it changed while being read: a mix of two versions
-                _write_cache(cached, d)
-                _forget_old_versions(folders, _path_tag(path), keep=cached)
+            d, version = _decode_settled(path, within, now, requested=version if asked else "")
+            cached = folders / f"{_path_tag(path)}-{version}.pt"
+            _write_cache(cached, d)
+            _forget_old_versions(folders, _path_tag(path), keep=cached)
     except (OSError, EOFError, zlib.error, tarfile.TarError) as err:  # reading the images (the cache only warns)
         raise _unreadable_folder(path, err) from err
     _check_classes(path, d)

@@ -117,6 +117,11 @@ train_if_asked(config, data, pressed, auto)
 result = session.peek_current_model()
 if result is None:
     st.stop()
+try:
+    server.dataset(result.config.dataset)
+except ValueError as err:
+    st.warning(f"Your current model cannot be shown: {err}")
+    st.stop()
 st.divider()
 results(result)
 saved_models(result)

@@ -262,6 +262,25 @@ def test_a_folders_name_says_which_images_it_held(make_image_folder, tmp_path):
     assert split_version("mnist") == ("mnist", "") and shown_name("folder:a@b") == "folder:a@b"  # not a version
 
 
+def test_a_folder_changed_while_it_is_read_is_read_again(make_image_folder, tmp_path, monkeypatch):
+    import layerlens.data as data_module
+
+    root = make_image_folder(per_class=(3, 2))
+    decode, calls = data_module._decode_folder, []
+
+    def teacher_copies_in_one_more(path, within):
+        calls.append(1)
+        arrays = decode(path, within)
+        if len(calls) == 1:  # while the first read runs, an image arrives
+            (root / "train/bar/late.png").write_bytes((root / "train/bar/000.png").read_bytes())
+        return arrays
+
+    monkeypatch.setattr(data_module, "_decode_folder", teacher_copies_in_one_more)
+    data = load_dataset(f"folder:{root.name}", cache_dir=tmp_path / "cache", folders=tmp_path)
+    assert len(calls) == 2 and len(data.x_train) == 7  # read again, and named as what it holds
+    assert split_version(data.name)[1] == data_module._folder_fingerprint(root)
+
+
 def test_a_folder_edited_all_lesson_keeps_three_versions(make_image_folder, tmp_path):
     root = make_image_folder(per_class=(3, 2))
     cache = tmp_path / "cache"

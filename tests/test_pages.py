@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import shutil
 import tomllib
 from pathlib import Path
@@ -20,7 +21,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from layerlens.classic import MODELS
-from layerlens.data import DIGITS, SAMPLE, shown_name
+from layerlens.data import DIGITS, SAMPLE, _path_tag, shown_name
 from layerlens.training import PRESET_TRAINING
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -469,6 +470,16 @@ def test_images_a_teacher_adds_to_a_folder_are_what_the_next_visitor_trains_on(a
     assert_clean(first)
     assert model(first).metrics["train_images"] == 30 and model(first).config.key() == after.config.key()
     assert not any("changed this folder" in i.value for i in first.info)
+    shutil.copy(root / "train" / "bar" / "000.png", root / "train" / "bar" / "again.png")  # the teacher, once more
+    first.run()
+    assert model(first).metrics["train_images"] == 30, "retrained unasked after the button"
+    assert any("changed this folder" in i.value for i in first.info)
+    st.cache_resource.clear()  # a server restart, and the cache has let those images go:
+    for version in (Path(os.environ["LAYERLENS_CACHE"]) / "folders").glob(f"{_path_tag(root.resolve())}-*.pt"):
+        version.unlink()
+    first.run()  # the Train page trains on the folder as it is now, no traceback
+    assert_clean(first)
+    assert model(first).metrics["train_images"] == 31
 
 
 @pytest.mark.parametrize("typed", ["/etc", "../outside", "escape"])
