@@ -491,7 +491,8 @@ def load_folder(path: Path, cache_dir: Path | None = None, within: Path | None =
 
     Images that are all one square size up to 64 px keep it; others are centre-cropped and resized
     to 32×32. Grey stays grey unless any image has colour. Each split is stored in mixed_order, not class
-    by class. Decoded once; the uint8 arrays are cached on disk so the next load is fast. within: the folder that
+    by class. Decoded once; the uint8 arrays are cached on disk (the newest FOLDER_VERSIONS_KEPT versions of each
+    folder) so the next load is fast. within: the folder that
     no image may lead out of (see allowed_folder). version: the images as they were then (a model's dataset name
     says it), kept in the cache; else as they are now. The name is "folder:PATH@version".
     """
