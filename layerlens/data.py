@@ -345,12 +345,11 @@ def _decode_settled(path: Path, within: Path | None, now: str, requested: str) -
         if after == now:
             return arrays, now
         if requested:
-            break
+            raise FolderChanged(f"The image folder {path.name} has changed since this model was trained. Train again "
+                                f"on the Train page for a model of the images it holds now.")
         now = after
     raise FolderChanged(f"The image folder {path.name} is being changed right now (images added or removed while "
-                        f"LayerLens read it). Try again in a moment." if not requested else
-                        f"The image folder {path.name} has changed since this model was trained. Train again on the "
-                        f"Train page for a model of the images it holds now.")
+                        f"LayerLens read it). Try again in a moment.")
 
 
 def _path_tag(path: Path) -> str:
@@ -501,8 +500,8 @@ def load_folder(path: Path, cache_dir: Path | None = None, within: Path | None =
         raise DatasetUnavailable(f"No image folder at {path}. It needs train/<class>/ and test/<class>/ sub-folders.")
     try:
         _checked_folder(path)  # before anything is opened
-        now, asked = _folder_fingerprint(path), bool(version)
-        version = version or now
+        now, requested = _folder_fingerprint(path), version
+        version = requested or now
         folders = Path(cache_dir or default_cache_dir()) / "folders"
         cached = folders / f"{_path_tag(path)}-{version}.pt"  # a version opens only its own folder's images
         d = _read_cache(cached)
@@ -512,7 +511,7 @@ def load_folder(path: Path, cache_dir: Path | None = None, within: Path | None =
                     f"The image folder {path.name} has changed since this model was trained (images added, removed or "
                     f"rewritten), and the images it held then are no longer kept here. Train again on the Train page "
                     f"for a model of the images it holds now.")
-            d, version = _decode_settled(path, within, now, requested=version if asked else "")
+            d, version = _decode_settled(path, within, now, requested)
             cached = folders / f"{_path_tag(path)}-{version}.pt"
             _write_cache(cached, d)
             _forget_old_versions(folders, _path_tag(path), keep=cached)
