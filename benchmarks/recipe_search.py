@@ -3,10 +3,12 @@
 train_speed.py --recipes compares recipes the app can train (preset, channels, epochs, batch, learning rate). This
 script tries the rest, in a bare PyTorch loop with the same Net, channels-last layout, one-cycle schedule and batches:
 label smoothing, SGD with Nesterov momentum and weight decay, AdamW, schedule shapes, weight averaging (EMA),
-test-time mirroring (the mean of a photo's and its mirror image's probabilities), and three of airbench's ideas for fast
-CIFAR-10 (Keller Jordan, 2024): alternating mirroring (mirror="alternate"), first kernels started as patch whitening
-(whiten=True), and its network shape, two convs per block (double=widths), which the app's pages cannot show. It prints the machine, then one JSON
-line per recipe: seconds of training, test accuracy, and with --mirror-test the accuracy with test-time mirroring.
+test-time mirroring (the mean of a photo's and its mirror image's probabilities), random shifts of up to `translate`
+pixels (a random crop of the reflect-padded image), and three of airbench's ideas for fast CIFAR-10 (Keller Jordan,
+2024): alternating mirroring (mirror="alternate"), first kernels started as patch whitening (whiten=True), and its
+network shape, two convs per block (double=widths), which the app's pages cannot show. It prints the machine, then
+one JSON line per recipe: seconds of training, test accuracy, and with --mirror-test the accuracy with test-time
+mirroring.
 
     python benchmarks/recipe_search.py --dataset fashion-mnist            # the Fashion-MNIST candidates below
     python benchmarks/recipe_search.py --dataset cifar10 --mirror-test    # CIFAR-10's
@@ -48,6 +50,7 @@ CANDIDATES = {
         dict(preset="wide", epochs=2, smoothing=0.1, net=dict(channels=(16, 48, 96))),
         dict(preset="wide", epochs=2, smoothing=0.1, net=dict(first_kernel_size=5)),
         dict(preset="wide", epochs=2, smoothing=0.1, net=dict(dropout=0.2, dense=128)),
+        dict(preset="wide", epochs=3, translate=1),
     ],
     "cifar10": [
         dict(preset="deep", epochs=4, lr=0.005, mirror=True),
@@ -66,6 +69,7 @@ CANDIDATES = {
         dict(preset="deep", epochs=2, lr=0.005, mirror=True, whiten=True),
         dict(preset="deep", epochs=2, lr=0.005, mirror=True, double=(16, 24, 48, 96)),
         dict(preset="deep", epochs=3, lr=0.005, mirror=True, double=(16, 24, 48, 96)),
+        dict(preset="deep", epochs=4, lr=0.005, mirror=True, translate=2),
     ],
 }
 
@@ -73,7 +77,7 @@ CANDIDATES = {
 def train(data, preset: str, epochs: int, batch: int = 128, lr: float = 0.02, opt: str = "adam",
           smoothing: float = 0.0, decay: float = 0.0, mirror: bool = False, ema: float = 0.0, warm_up: float = 0.3,
           anneal: str = "cos", net: dict | None = None, seed: int = 0, mirror_test: bool = False,
-          whiten: bool = False, double: tuple[int, ...] = ()) -> dict:
+          whiten: bool = False, double: tuple[int, ...] = (), translate: int = 0) -> dict:
     """Train one recipe in a bare loop; its seconds and test accuracy (and with mirror_test, test-time mirroring's)."""
     config = preset_config(preset, data.channels, data.image_size, data.num_classes, data.mean, data.std)
     config = dataclasses.replace(config, **(net or {}))
@@ -95,12 +99,13 @@ def train(data, preset: str, epochs: int, batch: int = 128, lr: float = 0.02, op
     average = copy.deepcopy(model) if ema else None
     start = time.perf_counter()
     first_flips = torch.rand(len(x), generator=generator) < 0.5
+    padded = nn.functional.pad(data.x_train, (translate,) * 4, mode="reflect") if translate else None
     for epoch in range(epochs):
         model.train()
         order = torch.randperm(len(x), generator=generator)
         for i in range(0, len(x), batch):
             idx = order[i:i + batch]
-            xb = x[idx]
+            xb = x[idx] if not translate else shifted(padded, idx, translate, generator)
             if mirror == "alternate":  # airbench's: random halves in epoch 1, then each photo the other way round
                 flip = first_flips[idx] ^ bool(epoch % 2)
                 xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
@@ -128,6 +133,16 @@ def train(data, preset: str, epochs: int, batch: int = 128, lr: float = 0.02, op
             result["mirrored_test_accuracy"] = round(
                 ((probabilities + mirrored).argmax(1) == data.y_test).float().mean().item(), 4)
     return result
+
+
+def shifted(padded: torch.Tensor, idx: torch.Tensor, by: int, generator: torch.Generator) -> torch.Tensor:
+    """Each image of the batch moved by up to `by` pixels each way (a random crop of the reflect-padded image)."""
+    n, c, h, w = len(idx), padded.shape[1], padded.shape[2] - 2 * by, padded.shape[3] - 2 * by
+    dy, dx = torch.randint(0, 2 * by + 1, (2, n), generator=generator)
+    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]
+    crop = padded[idx[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
+    return crop.contiguous(memory_format=TRAINING_LAYOUT)
 
 
 def double_conv_net(config, widths: tuple[int, ...]) -> nn.Module:

@@ -7,7 +7,6 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from .data import stratified_split
@@ -45,12 +44,31 @@ def linear_probe_accuracy(features: np.ndarray, labels: np.ndarray, train_fracti
     if len(held_out) == 0 or len(np.unique(labels[fit])) < 2:
         raise ValueError(f"A linear probe needs more test images than the {len(labels)} here: it is fitted on half "
                          f"of them and scored on the other half, so give every class at least 2 test images.")
+    scaler = StandardScaler().fit(features[fit])
+    seen, unseen = in_their_span(scaler.transform(features[fit]), scaler.transform(features[held_out]))
     # Newton's method: the six probes of the default model in 0.31 s, where lbfgs took 2.3 s to the same accuracies
-    probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, solver="newton-cg", max_iter=300))
+    probe = LogisticRegression(C=0.1, solver="newton-cg", max_iter=300)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # stopping at max_iter still gives a fair probe
-        probe.fit(features[fit], labels[fit])
-    return float((probe.predict(features[held_out]) == labels[held_out]).mean())
+        probe.fit(seen, labels[fit])
+    return float((probe.predict(unseen) == labels[held_out]).mean())
+
+
+def in_their_span(fit: np.ndarray, held_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both sets of rows in coordinates of the space the fitted rows span, where a layer has more values per image
+    than there are fitted images (CIFAR-10's pool1: 4,096 values, 500 images). An L2-penalised linear model's weights
+    lie in that span (any part outside it would only add to the penalty), so a probe fitted on 500 coordinates instead
+    of 4,096 has the same weights and scores, in a fraction of the time (the Newton steps cost 500 × 500, not
+    500 × 4,096): CIFAR-10's four probe curves in 1.9 s instead of 3.5 s (`benchmarks/probe_speed.py`). Up to twice
+    as many values as images, where that saves nothing: the rows as they are."""
+    if fit.shape[1] <= 2 * fit.shape[0]:
+        return fit, held_out
+    fit, held_out = fit.astype(np.float64), held_out.astype(np.float64)
+    values, vectors = np.linalg.eigh(fit @ fit.T)  # the fitted rows' Gram matrix U S² Uᵀ, where fit = U S Vᵀ
+    kept = values > values[-1] * 1e-10  # directions the fitted rows hardly reach (float64 resolves S down to 1e-8)
+    scale, vectors = np.sqrt(values[kept]), vectors[:, kept]
+    seen, unseen = vectors * scale, (held_out @ fit.T) @ (vectors / scale)  # fit V = U S; held_out V = held_out fitᵀ U S⁻¹
+    return seen.astype(np.float32), unseen.astype(np.float32)  # the probe fits float32 rows faster, to the same scores
 
 
 def probe_curve(features: dict[str, np.ndarray], labels: np.ndarray, seed: int = 0) -> dict[str, float]:

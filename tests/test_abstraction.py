@@ -48,6 +48,32 @@ def test_a_probe_is_scored_on_rows_it_did_not_see():
     assert linear_probe_accuracy(noise, labels) == pytest.approx(0.5, abs=0.1)  # memorising would give 1.0
 
 
+def test_a_probe_fitted_in_the_span_of_its_rows_has_the_whole_probes_scores():
+    """More values than images (CIFAR-10's first layers): the probe is fitted on the fitted rows' coordinates in the
+    space they span; an L2-penalised model's weights lie there, so its probabilities on other rows are the same."""
+    from sklearn.linear_model import LogisticRegression
+
+    from layerlens.abstraction import in_their_span
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 400))
+    labels = np.repeat(np.arange(3), 30)
+    rows = (centres[labels] + rng.normal(scale=3, size=(90, 400))).astype(np.float32)
+    fit, held_out = rows[::2], rows[1::2]
+    seen, unseen = in_their_span(fit, held_out)
+    assert seen.shape == (45, 45) and unseen.shape == (45, 45)
+
+    def probabilities(a, b):
+        probe = LogisticRegression(C=0.1, solver="newton-cg", tol=1e-10, max_iter=1000).fit(a, labels[::2])
+        return probe.predict_proba(b)
+
+    whole = probabilities(fit.astype(np.float64), held_out.astype(np.float64))
+    assert np.abs(probabilities(seen.astype(np.float64), unseen.astype(np.float64)) - whole).max() < 1e-4
+    assert 0.1 < whole.max(1).mean() < 0.99  # neither a trivial nor a saturated problem
+    narrow = fit[:, :60]
+    assert in_their_span(narrow, held_out[:, :60])[0] is narrow  # few values: left as they are
+
+
 @pytest.mark.parametrize("method", ["pca", "tsne"])
 def test_maps_are_two_dimensional_and_keep_separate_classes_apart(method):
     from layerlens.abstraction import embedding_2d
