@@ -61,11 +61,13 @@ def in_their_span(fit: np.ndarray, held_out: np.ndarray) -> tuple[np.ndarray, np
     of 4,096 has the same weights and scores, in a fraction of the time (the Newton steps cost 500 × 500, not
     500 × 4,096): CIFAR-10's four probe curves in 1.9 s instead of 3.5 s (`benchmarks/probe_speed.py`). Up to twice
     as many values as images, where that saves nothing: the rows as they are."""
-    if fit.shape[1] <= 2 * fit.shape[0]:
-        return fit, held_out
+    if fit.shape[1] <= 2 * fit.shape[0] or not (np.isfinite(fit).all() and np.isfinite(held_out).all()):
+        return fit, held_out  # (a diverged network's NaNs: the probe says what it says of them)
     fit, held_out = fit.astype(np.float64), held_out.astype(np.float64)
     values, vectors = np.linalg.eigh(fit @ fit.T)  # the fitted rows' Gram matrix U S² Uᵀ, where fit = U S Vᵀ
     kept = values > values[-1] * 1e-10  # directions the fitted rows hardly reach (float64 resolves S down to 1e-8)
+    if not kept.any():  # every value the same (a layer of dead ReLUs): one constant coordinate, as the rows say
+        return np.zeros((len(fit), 1), np.float32), np.zeros((len(held_out), 1), np.float32)
     scale, vectors = np.sqrt(values[kept]), vectors[:, kept]
     seen, unseen = vectors * scale, (held_out @ fit.T) @ (vectors / scale)  # fit V = U S; held_out V = held_out fitᵀ U S⁻¹
     return seen.astype(np.float32), unseen.astype(np.float32)  # the probe fits float32 rows faster, to the same scores

@@ -74,6 +74,13 @@ def test_a_probe_fitted_in_the_span_of_its_rows_has_the_whole_probes_scores():
     assert in_their_span(narrow, held_out[:, :60])[0] is narrow  # few values: left as they are
 
 
+def test_a_layer_of_dead_units_is_probed_like_any_other():
+    """A wide layer whose every activation is 0 (ReLUs killed by a far too high learning rate) spans nothing: its
+    probe can only guess the commonest class, and says so with a number, not an error."""
+    labels = np.repeat([0, 1, 2], [40, 30, 30])
+    assert linear_probe_accuracy(np.zeros((100, 500), np.float32), labels) == pytest.approx(0.4)
+
+
 @pytest.mark.parametrize("method", ["pca", "tsne"])
 def test_maps_are_two_dimensional_and_keep_separate_classes_apart(method):
     from layerlens.abstraction import embedding_2d
