@@ -14,6 +14,11 @@ def seconds(value: float) -> str:
     return f"{round(value / 60)} min"
 
 
+def time_left(elapsed: float, done: int, total: int) -> str:
+    """' · about 6 s left' once `done` of `total` like steps took `elapsed` seconds; '' before the first is done."""
+    return f" · about {seconds(elapsed / done * (total - done))} left" if 0 < done < total else ""
+
+
 def plural(count: int, noun: str) -> str:
     """1, 'epoch' → '1 epoch'; 3, 'epoch' → '3 epochs'."""
     return f"{count:,} {noun}{'' if count == 1 else 's'}"

@@ -126,6 +126,16 @@ def test_abstraction_page_shows_probes_and_maps_and_the_images_behind_the_dots(p
     wait_until_idle(page)
     assert page.locator(ERROR_BOXES).count() == 0
     shoot(page, "abstraction")
+    images = page.get_by_role("slider", name="Test images")
+    images.focus()
+    images.press("Home")  # 500 test images: t-SNE's six maps in seconds
+    wait_until_idle(page)
+    page.locator("[data-testid='stButtonGroup']").get_by_text("t-SNE", exact=True).click()  # layer by layer, with a bar that says which and how long
+    page.get_by_text("Drawing the t-SNE map of").first.wait_for(timeout=30_000)
+    wait_until_idle(page)
+    assert page.get_by_text("Drawing the t-SNE map of").count() == 0  # gone once the maps are drawn
+    assert page.get_by_text("500 test images mapped at 6 layers").count() == 1
+    assert page.locator(ERROR_BOXES).count() == 0
 
 
 def test_home_page_explains_and_links_every_page(page):

@@ -728,9 +728,12 @@ def test_abstraction_page_probes_every_layer_trained_untrained_and_over_training
         "⬇️ probes.csv", "⬇️ probes-over-training.csv"}
     maps = [t for t in figures["abstraction_maps"]["data"]]
     assert len(maps) == 6 * 10  # six layers × ten classes
+    at.select_slider(key="abstraction_images").set_value(500)
     at.segmented_control(key="abstraction_method").set_value("tsne").run()
     assert_clean(at)
     assert "separation" in charts(at)["abstraction_maps"]["layout"]["annotations"][0]["text"]
+    assert assert_charts_explained(at)["abstraction_maps"].startswith("500 test images mapped at 6 layers")
+
 
 
 def test_two_models_with_one_config_get_their_own_results(app):

@@ -11,7 +11,7 @@ from sklearn.tree import DecisionTreeClassifier
 from layerlens import summaries
 from layerlens.classic import tree_splits
 from layerlens.features import orientation_label
-from layerlens.formatting import percent
+from layerlens.formatting import percent, time_left
 from layerlens.inspection import confusion_matrix, layer_outputs, layer_table
 from layerlens.training import History
 
@@ -196,3 +196,9 @@ def test_images_vectors_and_depth(tiny_data):
 @pytest.mark.parametrize("value, text", [(-0.001, "0.00"), (-1.5, "−1.50"), (2.0, "2.00")])
 def test_numbers_use_a_real_minus_and_never_minus_zero(value, text):
     assert summaries._n(value) == text
+
+
+def test_time_left_follows_the_pace_of_the_steps_done():
+    assert time_left(4.0, 2, 6) == " · about 8 s left"  # 2 s a step, 4 steps to go
+    assert time_left(150.0, 1, 2) == " · about 2 min left"
+    assert time_left(1.0, 0, 6) == time_left(9.0, 6, 6) == ""  # nothing to go by yet; nothing left
