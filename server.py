@@ -131,10 +131,13 @@ def results() -> ByteCache:
     return ByteCache(megabytes("LAYERLENS_RESULTS_MB", RESULTS_MB), "results")
 
 
-def shared_result(spinner: str | None = None):
+def shared_result(spinner: str | None = None, waiting: str | None = None):
     """Cache a function's results for every visitor, keyed by its name and what its arguments are (a TrainResult by
     model_key: config and weights; a dataset by its name; a config by its key()). Bounded in bytes with the rest of
-    results(); a result computed again after the cache dropped it says so on the page."""
+    results(); a result computed again after the cache dropped it says so on the page. spinner: what the visitor who
+    computes it is told; waiting (else spinner): what a visitor who asked for the same while it is computed is told,
+    with the seconds they have waited."""
+    told = (waiting or spinner or "Computing this").rstrip("…")
 
     def decorate(function):
         @functools.wraps(function)
@@ -147,7 +150,11 @@ def shared_result(spinner: str | None = None):
                 with st.spinner(spinner):
                     return function(*args, **kwargs)
 
-            found = results().get_or_compute(key, compute)
+            def wait():
+                return st.spinner(f"{told} for another visitor who asked first: you get it as soon as it is ready…",
+                                  show_time=True)
+
+            found = results().get_or_compute(key, compute, wait)
             if found.recomputed:
                 st.caption(f"♻️ The server had set this result aside to stay within its memory budget "
                            f"(LAYERLENS_RESULTS_MB = {results().max_bytes // 2**20}), so it was computed again.")

@@ -49,7 +49,7 @@ def page_times(config, data_dir: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=1000, help="test images to probe (half fit, half score)")
-    parser.add_argument("--dataset", default=SAMPLE, help="mnist-sample (the default), mnist, fashion-mnist, cifar10")
+    parser.add_argument("--dataset", default=SAMPLE, choices=sorted(RECOMMENDED_PRESET))
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR, help="where the full datasets are")
     args = parser.parse_args()
     print_machine()

@@ -97,9 +97,9 @@ def train(data, preset: str, epochs: int, batch: int = 128, lr: float = 0.02, op
                                                    pct_start=warm_up, anneal_strategy=anneal)
     generator = torch.Generator().manual_seed(seed)
     average = copy.deepcopy(model) if ema else None
+    padded = nn.functional.pad(data.x_train, (translate,) * 4, mode="reflect") if translate else None
     start = time.perf_counter()
     first_flips = torch.rand(len(x), generator=generator) < 0.5
-    padded = nn.functional.pad(data.x_train, (translate,) * 4, mode="reflect") if translate else None
     for epoch in range(epochs):
         model.train()
         order = torch.randperm(len(x), generator=generator)

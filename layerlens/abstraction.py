@@ -65,7 +65,7 @@ def in_their_span(fit: np.ndarray, held_out: np.ndarray) -> tuple[np.ndarray, np
         return fit, held_out  # (a diverged network's NaNs: the probe says what it says of them)
     fit, held_out = fit.astype(np.float64), held_out.astype(np.float64)
     values, vectors = np.linalg.eigh(fit @ fit.T)  # the fitted rows' Gram matrix U S² Uᵀ, where fit = U S Vᵀ
-    kept = values > values[-1] * 1e-10  # directions the fitted rows hardly reach (float64 resolves S down to 1e-8)
+    kept = values > values[-1] * 1e-10  # leave out directions the rows hardly reach (S below 1e-5 of the largest)
     if not kept.any():  # every value the same (a layer of dead ReLUs): one constant coordinate, as the rows say
         return np.zeros((len(fit), 1), np.float32), np.zeros((len(held_out), 1), np.float32)
     scale, vectors = np.sqrt(values[kept]), vectors[:, kept]

@@ -1,6 +1,7 @@
 """A thread-safe cache bounded in bytes, for what a whole class shares: least recently used goes first."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import sys
@@ -8,7 +9,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, ContextManager, Hashable
 
 import numpy as np
 import torch
@@ -125,13 +126,18 @@ class ByteCache:
         self._items.move_to_end(key)
         return Lookup(self._items[key][0])
 
-    def get_or_compute(self, key: Hashable, compute: Callable[[], Any]) -> Lookup:
-        """The value for key, computing it (once, however many threads ask) when it is missing."""
+    def get_or_compute(self, key: Hashable, compute: Callable[[], Any],
+                       waiting: Callable[[], ContextManager] | None = None) -> Lookup:
+        """The value for key, computing it (once, however many threads ask) when it is missing. waiting: the context
+        a thread waits in while another computes the value (a spinner that tells a visitor why)."""
         with self._lock:
             if (found := self._hit(key)) is not None:
                 return found
             gate = self._computing.setdefault(key, threading.Lock())
-        with gate:  # the first thread computes; the others wait here and then find the value
+        if not gate.acquire(blocking=False):  # another thread computes it: wait, then find the value
+            with waiting() if waiting else contextlib.nullcontext():
+                gate.acquire()
+        try:
             with self._lock:
                 if (found := self._hit(key)) is not None:
                     return found
@@ -142,6 +148,8 @@ class ByteCache:
             finally:
                 with self._lock:
                     self._computing.pop(key, None)
+        finally:
+            gate.release()
         return Lookup(value, recomputed)
 
     def evict_all(self) -> None:

@@ -28,7 +28,7 @@ def probes(result, epoch: int | None) -> dict[str, float]:
     return probe_curve(layer_features(model_at_epoch(result, epoch), images), labels)
 
 
-@server.shared_result()
+@server.shared_result(waiting="Drawing a map of every layer")
 def maps(result, method: str, images: int) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """Every layer's map of the first `images` test images, and how well the classes separate there. Drawn layer by
     layer under a bar that says which and about how long is left (t-SNE takes seconds a layer: CIFAR-10's six maps
@@ -91,7 +91,8 @@ def layer_maps(result, data) -> None:
     widgets.default("abstraction_images", 1000)
     images = c_images.select_slider("Test images", MAP_IMAGES, key="abstraction_images")
     images = min(images, len(data.x_test))
-    points, scores = maps(result, method, images)
+    with st.container():  # the progress bar's place, whether or not this run draws the maps: the chart keeps its own
+        points, scores = maps(result, method, images)
     selection = st.session_state.get("abstraction_maps")
     picked = list(dict.fromkeys(int(p["customdata"]) for p in (selection.selection.points if selection else [])))
     figure = plots.maps_figure(points, data.y_test[:images].numpy(), data.classes, scores, picked)

@@ -60,6 +60,34 @@ def test_many_threads_asking_at_once_compute_once():
     assert len(calls) == 1 and len(answers) == 8 and all((a == np.arange(5)).all() for a in answers)
 
 
+def test_a_thread_that_waits_for_another_ones_computation_is_told_why():
+    """A visitor asking for what another is computing waits inside `waiting` (a spinner on the page); the one who
+    computes, and anyone who finds the value kept, never enters it."""
+    import contextlib
+
+    cache, started, go = ByteCache(max_bytes=10**6), threading.Event(), threading.Event()
+    waited = []
+
+    @contextlib.contextmanager
+    def waiting(who):
+        waited.append(who)
+        go.set()  # the computation may finish now that the second thread is waiting
+        yield
+
+    def slow():
+        started.set()
+        assert go.wait(10)
+        return 7
+
+    first = threading.Thread(target=lambda: cache.get_or_compute("k", slow, lambda: waiting("first")))
+    first.start()
+    assert started.wait(10)
+    assert cache.get_or_compute("k", lambda: 0, lambda: waiting("second")).value == 7  # theirs, not computed again
+    first.join()
+    assert cache.get_or_compute("k", lambda: 0, lambda: waiting("third")).value == 7
+    assert waited == ["second"]
+
+
 def test_a_failed_computation_is_not_kept():
     cache = ByteCache(max_bytes=10**6)
     with pytest.raises(ValueError):

@@ -728,10 +728,13 @@ def test_abstraction_page_probes_every_layer_trained_untrained_and_over_training
         "⬇️ probes.csv", "⬇️ probes-over-training.csv"}
     maps = [t for t in figures["abstraction_maps"]["data"]]
     assert len(maps) == 6 * 10  # six layers × ten classes
-    at.select_slider(key="abstraction_images").set_value(500)
+    at.select_slider(key="abstraction_images").set_value(500).run()
+    pca = charts(at)["abstraction_maps"]["data"]
     at.segmented_control(key="abstraction_method").set_value("tsne").run()
     assert_clean(at)
     assert "separation" in charts(at)["abstraction_maps"]["layout"]["annotations"][0]["text"]
+    tsne = charts(at)["abstraction_maps"]["data"]
+    assert len(tsne) == len(pca) and list(values(tsne[0]["x"])) != list(values(pca[0]["x"]))  # another map, not PCA's
     assert assert_charts_explained(at)["abstraction_maps"].startswith("500 test images mapped at 6 layers")
 
 
