@@ -134,10 +134,11 @@ class ByteCache:
             if (found := self._hit(key)) is not None:
                 return found
             gate = self._computing.setdefault(key, threading.Lock())
-        if not gate.acquire(blocking=False):  # another thread computes it: wait, then find the value
-            with waiting() if waiting else contextlib.nullcontext():
-                gate.acquire()
+        held = gate.acquire(blocking=False)
         try:
+            if not held:  # another thread computes it: wait, then find the value
+                with waiting() if waiting else contextlib.nullcontext():
+                    held = gate.acquire()  # (the context's exit may raise, as Streamlit stops a page: still released)
             with self._lock:
                 if (found := self._hit(key)) is not None:
                     return found
@@ -149,7 +150,8 @@ class ByteCache:
                 with self._lock:
                     self._computing.pop(key, None)
         finally:
-            gate.release()
+            if held:
+                gate.release()
         return Lookup(value, recomputed)
 
     def evict_all(self) -> None:

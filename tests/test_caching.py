@@ -88,6 +88,34 @@ def test_a_thread_that_waits_for_another_ones_computation_is_told_why():
     assert waited == ["second"]
 
 
+def test_a_waiting_thread_stopped_as_it_wakes_lets_the_others_go_on():
+    """Streamlit stops a page's script at its next element, which can be the waiting spinner's exit: the thread must
+    still let go of the computation's gate, or every other visitor waiting for it would wait forever."""
+    import contextlib
+
+    cache, started, go = ByteCache(max_bytes=10**6), threading.Event(), threading.Event()
+
+    @contextlib.contextmanager
+    def stopped_on_exit():
+        go.set()
+        yield
+        raise RuntimeError("the visitor left")
+
+    def slow():
+        started.set()
+        assert go.wait(10)
+        return 7
+
+    first = threading.Thread(target=lambda: cache.get_or_compute("k", slow))
+    first.start()
+    assert started.wait(10)
+    gate = cache._computing["k"]
+    with pytest.raises(RuntimeError, match="the visitor left"):
+        cache.get_or_compute("k", lambda: 0, stopped_on_exit)
+    first.join()
+    assert not gate.locked() and cache.get_or_compute("k", lambda: 0).value == 7
+
+
 def test_a_failed_computation_is_not_kept():
     cache = ByteCache(max_bytes=10**6)
     with pytest.raises(ValueError):
