@@ -151,7 +151,8 @@ def shared_result(spinner: str | None = None, waiting: str | None = None):
                     return function(*args, **kwargs)
 
             def wait():
-                return st.spinner(f"{told} for another visitor who asked first: you get it as soon as it is ready…",
+                return st.spinner(f"{told}: someone asked for the same a moment ago (another visitor, or this page "
+                                  f"before your last click), so it is computed once and you get it when it is ready…",
                                   show_time=True)
 
             found = results().get_or_compute(key, compute, wait)
