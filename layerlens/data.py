@@ -345,11 +345,16 @@ def _decode_settled(path: Path, within: Path | None, now: str, requested: str) -
         if after == now:
             return arrays, now
         if requested:
-            raise FolderChanged(f"The image folder {path.name} has changed since this model was trained. Train again "
-                                f"on the Train page for a model of the images it holds now.")
+            raise _changed_since_trained(path)
         now = after
     raise FolderChanged(f"The image folder {path.name} is being changed right now (images added or removed while "
                         f"LayerLens read it). Try again in a moment.")
+
+
+def _changed_since_trained(path: Path) -> FolderChanged:
+    return FolderChanged(f"The image folder {path.name} has changed since this model was trained (images added, "
+                         f"removed or rewritten). Train again on the Train page for a model of the images it holds "
+                         f"now.")
 
 
 def _path_tag(path: Path) -> str:
@@ -506,11 +511,8 @@ def load_folder(path: Path, cache_dir: Path | None = None, within: Path | None =
         cached = folders / f"{_path_tag(path)}-{version}.pt"  # a version opens only its own folder's images
         d = _read_cache(cached)
         if d is None:
-            if version != now:
-                raise FolderChanged(
-                    f"The image folder {path.name} has changed since this model was trained (images added, removed or "
-                    f"rewritten), and the images it held then are no longer kept here. Train again on the Train page "
-                    f"for a model of the images it holds now.")
+            if version != now:  # and the images it held then are no longer kept
+                raise _changed_since_trained(path)
             d, version = _decode_settled(path, within, now, requested)
             cached = folders / f"{_path_tag(path)}-{version}.pt"
             _write_cache(cached, d)
