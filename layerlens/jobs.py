@@ -20,7 +20,7 @@ from .checkpoints import ModelCache
 from .data import ImageData
 from .formatting import seconds
 from .nets import NetConfig
-from .training import EPOCH_TEST_IMAGES, Progress, TrainConfig, TrainResult, fit
+from .training import Progress, TrainConfig, TrainResult, epoch_test_images, fit
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def training_flops(config: TrainConfig, train_images: int, test_images: int) -> 
     """Operations of a whole training: forward and backward (≈ 3 forwards) per image and epoch, plus the test
     images scored after every epoch."""
     n = min(config.train_size or train_images, train_images)
-    scored = min(test_images, EPOCH_TEST_IMAGES) * (config.epochs - 1) + test_images
+    scored = epoch_test_images(n, test_images) * (config.epochs - 1) + test_images
     return forward_flops(config.net) * (3 * n * config.epochs + scored)
 
 
@@ -193,6 +193,8 @@ class TrainingQueue:
                     job = Job(config, flops / self.flops_per_second, flops, data)
                     self._jobs[key] = job
                     self._line.append(job)
+                    log.info("training %s (%s) queued: %d in line, about %.1f s of training", key, config.dataset,
+                             len(self._line), job.estimate)
                     self._start_workers()
                     self._lock.notify()
             if visitor is not None:
@@ -291,6 +293,7 @@ class TrainingQueue:
                     return
                 job = self._line.pop(0)
                 job.state, job.started = RUNNING, time.monotonic()
+            log.info("training %s started on %s", job.config.key(), threading.current_thread().name)
             self._run(job)
 
     def _run(self, job: Job) -> None:
@@ -326,6 +329,8 @@ class TrainingQueue:
 
     def _finish(self, job: Job, state: str, result: TrainResult | None = None, error: str | None = None) -> None:
         job.state, job.result, job.error = state, result, error
+        log.info("training %s %s after %.1f s", job.config.key(), state,
+                 time.monotonic() - job.started if job.started else 0.0)
         if self._jobs.get(job.config.key()) is job:
             del self._jobs[job.config.key()]
         for visitor in [v for v, j in self._by_visitor.items() if j is job]:

@@ -62,10 +62,15 @@ def tiny_config(tiny_data) -> TrainConfig:
 
 
 @pytest.fixture(scope="session")
-def app_model_cache(tmp_path_factory) -> Path:
+def app_model_cache(tmp_path_factory, worker_id) -> Path:
     """The model-cache folder of every app these tests start (AppTest and the browser's server), as on a server
-    that keeps its cache: a config trains once per test run. Tests about a first training use a fresh folder."""
-    return tmp_path_factory.mktemp("app-model-cache")
+    that keeps its cache: a config trains once per test run, whichever xdist worker asks first (the workers' temporary
+    folders share their parent; checkpoints are written whole, then renamed, so two workers may write one at once).
+    Tests about a first training use a fresh folder."""
+    run = tmp_path_factory.getbasetemp()
+    folder = (run.parent if worker_id != "master" else run) / "app-model-cache"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -166,9 +171,28 @@ def app_url(tmp_path_factory, app_model_cache):
 
     tmp = tmp_path_factory.mktemp("browser")
     env = {"LAYERLENS_CACHE": str(app_model_cache), "LAYERLENS_DATA": str(tmp / "data"),
-           "OMP_NUM_THREADS": str(THREADS)}
-    with streamlit_app(env) as url:
+           "OMP_NUM_THREADS": str(THREADS), "LAYERLENS_LOG": "info"}
+    with streamlit_app(env, log_path=tmp / "streamlit.log") as url:
+        SERVER_LOGS[url] = tmp / "streamlit.log"
         yield url
+
+
+SERVER_LOGS: dict[str, Path] = {}  # a browser module's server address → its output
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed browser test's report ends with what each open tab showed and its server's last lines: on a CI machine
+    nobody can look at, they say why a page never showed what the test waited for."""
+    report = (yield).get_result()
+    if report.when != "call" or not report.failed or "browser" not in item.fixturenames:
+        return
+    from streamlit_server import open_tabs_text
+
+    report.sections.append(("open tabs at the failure", open_tabs_text(item.funcargs.get("browser"))))
+    log = SERVER_LOGS.get(item.funcargs.get("app_url"))
+    if log is not None and log.exists():
+        report.sections.append((f"server output, last lines ({log})", "\n".join(log.read_text().splitlines()[-60:])))
 
 
 @pytest.fixture(scope="module")

@@ -24,10 +24,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_app(env: dict[str, str], timeout: float = 60.0):
-    """Start the app on a free local port; yield its URL; stop it on exit."""
+def streamlit_app(env: dict[str, str], timeout: float = 60.0, log_path: Path | None = None):
+    """Start the app on a free local port; yield its URL; stop it on exit. Its output goes to log_path (by default
+    streamlit.log in its cache folder)."""
     port = free_port()
-    log = open(Path(env.get("LAYERLENS_CACHE", "/tmp")) / "streamlit.log", "w")
+    log = open(log_path or Path(env.get("LAYERLENS_CACHE", "/tmp")) / "streamlit.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
@@ -61,6 +62,21 @@ def chromium():
             yield browser
         finally:
             browser.close()
+
+
+def open_tabs_text(browser, limit: int = 3000) -> str:
+    """Each open tab's address, script state and the text of its main area (the first `limit` characters)."""
+    parts = []
+    for context in browser.contexts if browser else []:
+        for tab in context.pages:
+            try:
+                state = tab.evaluate("() => document.querySelector('[data-testid=\"stApp\"]')"
+                                     "?.getAttribute('data-test-script-state')")
+                text = tab.locator("[data-testid='stMain']").inner_text(timeout=5_000)
+            except Exception as err:  # noqa: BLE001 - a closed or hung tab is itself the news
+                state, text = "unreadable", f"{type(err).__name__}: {err}"
+            parts.append(f"--- {tab.url} (script {state})\n{text[:limit]}")
+    return "\n".join(parts) or "no open tabs"
 
 
 def wait_until_idle(page, timeout_ms: int = 120_000) -> None:

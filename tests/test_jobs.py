@@ -114,6 +114,21 @@ def test_a_visitor_cancels_a_running_training_and_the_server_goes_on(tiny_config
     assert after.wait(60) and after.state == DONE
 
 
+def test_the_server_log_follows_each_training_through_the_queue(tiny_config, tiny_data, tmp_path, caplog):
+    queue = TrainingQueue(ModelCache(tmp_path), slots=1)
+    done, cancelled = configs(tiny_config, 2)
+    with caplog.at_level("INFO", logger="layerlens.jobs"):
+        assert queue.submit(done, tiny_data, "ann").wait(60)
+        long = queue.submit(dataclasses.replace(cancelled, epochs=400), tiny_data, "bob")
+        queue.cancel(long, "bob")
+        assert long.wait(30) and long.state == CANCELLED
+    lines = [r.getMessage() for r in caplog.records if r.name == "layerlens.jobs"]
+    assert lines[0].startswith(f"training {done.key()} (tiny-bars) queued: 1 in line, about ")
+    assert lines[1].startswith(f"training {done.key()} started on training-slot-1")
+    assert lines[2].startswith(f"training {done.key()} done after ")
+    assert lines[-1].startswith("training ") and " cancelled after " in lines[-1]
+
+
 def test_a_training_that_breaks_gives_a_sentence_and_the_queue_keeps_working(tiny_config, tiny_data, tmp_path):
     def breaking(job):
         if job.config.seed == 0:

@@ -307,6 +307,15 @@ def test_epochs_before_the_last_score_the_first_test_images_and_the_last_scores_
     assert result.metrics["test_accuracy"] == training.evaluate(result.model, tiny_data.x_test, tiny_data.y_test)[1]
 
 
+def test_a_small_training_set_scores_fewer_test_images_between_epochs():
+    from layerlens.training import epoch_test_images
+
+    assert epoch_test_images(60_000, 10_000) == 2000  # a big set: the first 2,000, as always
+    assert epoch_test_images(400, 10_000) == 1200  # 3 per training image: scoring costs about one epoch
+    assert epoch_test_images(40, 10_000) == 500  # never fewer than 500, a curve steady to about 2 points
+    assert epoch_test_images(40, 300) == 300  # nor more than there are
+
+
 def test_small_curve_points_still_get_enough_updates(tiny_config):
     config = curve_train_config(tiny_config, 100, 4000)
     steps = -(-100 // config.batch_size) * config.epochs
