@@ -329,8 +329,8 @@ class TrainingQueue:
 
     def _finish(self, job: Job, state: str, result: TrainResult | None = None, error: str | None = None) -> None:
         job.state, job.result, job.error = state, result, error
-        log.info("training %s %s after %.1f s", job.config.key(), state,
-                 time.monotonic() - job.started if job.started else 0.0)
+        log.info("training %s %s %s", job.config.key(), state,
+                 f"after {time.monotonic() - job.started:.1f} s" if job.started else "before it started")
         if self._jobs.get(job.config.key()) is job:
             del self._jobs[job.config.key()]
         for visitor in [v for v, j in self._by_visitor.items() if j is job]:
