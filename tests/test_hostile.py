@@ -22,11 +22,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import streamlit as st
 import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from app_test import app_test
 from layerlens.checkpoints import load_checkpoint, save_checkpoint
 from layerlens.data import DatasetUnavailable, load_dataset, load_folder, load_sample, shown_name
 from layerlens.inputs import read_upload
@@ -43,9 +43,7 @@ def app(app_model_cache, monkeypatch, tmp_path) -> AppTest:
     allowed from the test's own tmp_path."""
     monkeypatch.setenv("LAYERLENS_CACHE", str(app_model_cache))
     monkeypatch.setenv("LAYERLENS_FOLDERS", str(tmp_path))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    return app_test()
 
 
 def errors(at: AppTest) -> list[str]:

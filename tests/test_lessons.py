@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from app_test import app_test
 import page_list
 import presenter
 from layerlens.data import load_sample
@@ -20,9 +20,7 @@ LESSON_PAGE, TRAIN = "pages/8_lesson.py", "pages/1_train.py"
 @pytest.fixture
 def app(app_model_cache, monkeypatch) -> AppTest:
     monkeypatch.setenv("LAYERLENS_CACHE", str(app_model_cache))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    return app_test()
 
 
 def assert_clean(at: AppTest) -> None:

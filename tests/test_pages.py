@@ -20,6 +20,7 @@ import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
 
+from app_test import app_test
 from layerlens.classic import MODELS
 from layerlens.data import DIGITS, SAMPLE, _path_tag, shown_name
 from layerlens.training import PRESET_TRAINING
@@ -36,9 +37,7 @@ def app(app_model_cache, monkeypatch, tmp_path) -> AppTest:
     teacher allows image folders from the test's own tmp_path."""
     monkeypatch.setenv("LAYERLENS_CACHE", str(app_model_cache))
     monkeypatch.setenv("LAYERLENS_FOLDERS", str(tmp_path))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    return app_test()
 
 
 def open_page(at: AppTest, page: str) -> AppTest:
@@ -453,7 +452,7 @@ def test_images_a_teacher_adds_to_a_folder_are_what_the_next_visitor_trains_on(a
     assert before.metrics["train_images"] == 24
     for i in range(6):  # during class, the teacher adds six photos of bars
         shutil.copy(root / "train" / "bar" / f"{i:03d}.png", root / "train" / "bar" / f"more-{i}.png")
-    second = open_page(AppTest.from_file(str(ROOT / "app.py"), default_timeout=120), TRAIN)  # same server caches
+    second = open_page(app_test(fresh_server=False), TRAIN)  # same server caches
     second.selectbox(key="train_dataset").set_value("an image folder…").run()
     second.text_input(key="train_folder").set_value(root.name).run()
     assert_clean(second)

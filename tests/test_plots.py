@@ -169,10 +169,21 @@ def test_architecture_figure_draws_one_box_per_shown_layer(tiny_result):
     assert "<b>normalize</b>" not in text and "<b>flatten</b>" not in text
 
 
+def png_pixels(trace) -> np.ndarray:
+    """The (H, W, 3) pixels of an image trace that carries a PNG (plots.png_image)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(trace.source.split(",", 1)[1]))).convert("RGB"))
+
+
 def test_image_grid_places_every_tile_and_keeps_pixels_sharp():
     tiles = [torch.zeros(1, 3, 3), torch.ones(3, 5, 5), torch.full((1, 3, 3), 0.5)]
     fig = plots.image_grid(tiles, columns=2, labels=["a", "", "c"], tile=12, gap=2)
-    z = np.asarray(fig.data[0].z)
+    assert fig.data[0].z is None and fig.data[0].source.startswith("data:image/png;base64,")  # a PNG, not numbers
+    z = png_pixels(fig.data[0])
     assert z.shape[1] == 2 * 12 + 2 and z.shape[2] == 3
     assert (z[:12, :12] == 0).all() and (z[:12, 14:26] == 255).all() and (z[:12, 12] == 200).all()  # gap
     assert (z[z.shape[0] - 12:, :12] == 127).all()  # mid-grey, enlarged by nearest neighbours only
