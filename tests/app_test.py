@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _components():
     """Streamlit's registry of installed components, found once per test process.
 
-    Every new AppTest otherwise scans the metadata of every installed package on its first run (0.3–0.4 s each, 11 s
+    Every new AppTest otherwise scans the metadata of every installed package on its first run (0.3–0.4 s each, 16 s
     of test_pages.py on a 2-core AVX2 machine); a server does that once, at its start. None when this Streamlit
     has no such registry."""
     try:
