@@ -22,13 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from _bench import ROOT, print_machine
+from _bench import print_machine
 
 os.environ.setdefault("LAYERLENS_CACHE", tempfile.mkdtemp(prefix="layerlens-bench-"))
 
-import streamlit as st  # noqa: E402
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
+from app_test import app_test  # noqa: E402
 from layerlens.checkpoints import ModelCache  # noqa: E402
 from layerlens.classic import MODELS, classic_config, fit_classic, pixel_features  # noqa: E402
 from layerlens.data import SAMPLE, default_cache_dir, load_dataset  # noqa: E402
@@ -40,13 +38,11 @@ def page_times() -> dict:
     """First render with cold caches and a cached rerun of the page, in AppTest."""
     data = load_dataset(SAMPLE)
     ModelCache(default_cache_dir() / "models").get_or_train(preset_train_config("tiny", data), data)  # not timed
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at = app_test()  # a fresh server's caches
     at.run()
     at.switch_page(PAGE)
     start = time.perf_counter()
-    at.run()
+    at.run(timeout=300)
     first = time.perf_counter() - start
     assert not at.exception and not at.error, (at.exception, at.error)
     start = time.perf_counter()
