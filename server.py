@@ -11,6 +11,7 @@ import importlib
 import logging
 import os
 import threading
+from pathlib import Path
 
 import numpy as np
 # Loaded once, here: plotly looks PIL.Image up in sys.modules, and while one visitor's thread was half-way through
@@ -20,7 +21,7 @@ import streamlit as st
 import torch
 
 from layerlens.attribution import knocked_out
-from layerlens.caching import ByteCache, cache_key
+from layerlens.caching import ByteCache, DiskStore, cache_key, code_version
 from layerlens.checkpoints import MODELS_MB, ModelCache, models_dir
 from layerlens.classic import ClassicConfig, ClassicResult, cnn_test_probabilities, feature_matrix, fit_classic
 from layerlens.data import (FOLDER_PREFIX, FolderChanged, ImageData, default_cache_dir, folders_root, load_dataset,
@@ -34,16 +35,18 @@ from layerlens.training import TrainResult, evaluate, subset_indices
 log = logging.getLogger(__name__)
 
 RESULTS_MB = 768  # default memory for computed results shared by every visitor (fitted models, patches, probes…)
+RESULTS_DISK_MB = 1024  # default disk for the costly ones, kept for the next server start (0: none on disk)
+ROOT = Path(__file__).resolve().parent
 RAY_SETTING = "LAYERLENS_RAY_ADDRESS"
 
 
-def megabytes(setting: str, default: int) -> int:
-    """A memory budget in bytes from an environment setting given in MB."""
+def megabytes(setting: str, default: int, least: int = 1) -> int:
+    """A budget in bytes from an environment setting given in MB (at least `least`)."""
     value = os.environ.get(setting, "").strip()
     if not value:
         return default * 2**20
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{setting} must be a number of megabytes ≥ 1 (got {value!r}).")
+    if not value.isdigit() or int(value) < least:
+        raise ValueError(f"{setting} must be a number of megabytes ≥ {least} (got {value!r}).")
     return int(value) * 2**20
 
 
@@ -127,8 +130,13 @@ def training_queue() -> TrainingQueue:
 
 @st.cache_resource
 def results() -> ByteCache:
-    """Computed results shared by every visitor, up to $LAYERLENS_RESULTS_MB."""
-    return ByteCache(megabytes("LAYERLENS_RESULTS_MB", RESULTS_MB), "results")
+    """Computed results shared by every visitor, up to $LAYERLENS_RESULTS_MB in memory; those that took a while
+    (fitted traditional models, probes, maps…) also on disk, up to $LAYERLENS_RESULTS_DISK_MB in <cache>/results,
+    so that a server started again before class (or another server on the same cache folder) does not compute
+    them again. The files are read back only by the same code and libraries (code_version)."""
+    disk = megabytes("LAYERLENS_RESULTS_DISK_MB", RESULTS_DISK_MB, least=0)
+    store = DiskStore(default_cache_dir() / "results", disk, code_version(ROOT, ROOT / "layerlens", ROOT / "pages"))
+    return ByteCache(megabytes("LAYERLENS_RESULTS_MB", RESULTS_MB), "results", store if disk else None)
 
 
 def shared_result(spinner: str | None = None, waiting: str | None = None):
@@ -140,9 +148,12 @@ def shared_result(spinner: str | None = None, waiting: str | None = None):
     told = (waiting or spinner or "Computing this").rstrip("…")
 
     def decorate(function):
+        where = Path(function.__code__.co_filename).resolve()
+        where = str(where.relative_to(ROOT)) if where.is_relative_to(ROOT) else str(where)  # the same on every server
+
         @functools.wraps(function)
         def cached(*args, **kwargs):
-            key = (function.__code__.co_filename, function.__qualname__, cache_key(args), cache_key(kwargs))
+            key = (where, function.__qualname__, cache_key(args), cache_key(kwargs))
 
             def compute():
                 if spinner is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -23,6 +24,14 @@ def print_machine() -> dict:
     machine = describe()
     print(json.dumps(machine), flush=True)
     return machine
+
+
+def forget_results() -> None:
+    """Delete the results the app keeps on disk (<LAYERLENS_CACHE>/results), so that the next first render computes
+    them, as on a new server; trained models stay."""
+    from layerlens.data import default_cache_dir
+
+    shutil.rmtree(default_cache_dir() / "results", ignore_errors=True)
 
 
 def dataset_or_skip(name: str, data_dir: Path):

@@ -19,7 +19,7 @@ import os
 import tempfile
 import time
 
-from _bench import print_machine
+from _bench import forget_results, print_machine
 
 os.environ.setdefault("LAYERLENS_CACHE", tempfile.mkdtemp(prefix="layerlens-bench-"))
 
@@ -114,6 +114,7 @@ def browser() -> None:
     if not os.path.exists(CHROMIUM):
         print(json.dumps({"case": "Filters & features in Chromium", "skipped": f"no {CHROMIUM}"}), flush=True)
         return
+    forget_results()  # the patches computed now, not read back from the AppTests' run above
     with streamlit_app({"LAYERLENS_CACHE": os.environ["LAYERLENS_CACHE"]}) as url:
         first, cached = cold_and_cached_render(url, "/train", "Which classes get confused?", "Filters & features",
                                                "Training filmstrip")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from _bench import DATA_DIR, dataset_or_skip, print_machine
+from _bench import DATA_DIR, dataset_or_skip, forget_results, print_machine
 
 os.environ.setdefault("LAYERLENS_CACHE", tempfile.mkdtemp(prefix="layerlens-bench-"))
 
@@ -39,6 +39,7 @@ from streamlit_server import CHROMIUM, cold_and_cached_render, streamlit_app  # 
 def page_times(config, data_dir: Path) -> dict:
     """The Abstraction page in Chromium: first render, then from cache; from the click to the last change."""
     link = "/layers?" + urllib.parse.urlencode({"v": VERSION, **model_params(config)})
+    forget_results()  # probes and maps computed now, not read from an earlier run's disk
     with streamlit_app({"LAYERLENS_CACHE": os.environ["LAYERLENS_CACHE"], "LAYERLENS_DATA": str(data_dir)}) as url:
         first, cached = cold_and_cached_render(url, link, "Output: the classifier", "Abstraction",
                                                "Maps of each layer")

@@ -1,14 +1,20 @@
-"""A thread-safe cache bounded in bytes, for what a whole class shares: least recently used goes first."""
+"""A thread-safe cache bounded in bytes, for what a whole class shares: least recently used goes first; and a folder
+that keeps costly results on disk for the next server start, or another server on the same folder."""
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import logging
+import os
+import pickle
 import sys
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
 from typing import Any, Callable, ContextManager, Hashable
 
 import numpy as np
@@ -55,15 +61,121 @@ class Lookup:
     recomputed: bool = False
 
 
+MISSING = object()  # DiskStore.load: nothing kept for that key
+
+
+def code_version(*folders: Path) -> str:
+    """A digest of the code that computes results (every .py file directly in folders) and of the libraries whose
+    objects results hold: a result kept on disk is read back only by the code that wrote it."""
+    digest = hashlib.sha256()
+    for folder in folders:
+        for path in sorted(Path(folder).glob("*.py")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for package in ("torch", "numpy", "scikit-learn"):
+        try:
+            digest.update(f"{package}={metadata.version(package)};".encode())
+        except metadata.PackageNotFoundError:
+            digest.update(f"{package}=none;".encode())
+    return digest.hexdigest()[:16]
+
+
+class DiskStore:
+    """Results on disk, for the next start of the server or another server that shares the folder: one pickle per
+    key, named by a digest of the key and of version (code_version), at most max_bytes in all; the least recently
+    read go first. Only results that took at least min_seconds to compute are kept (reading a file back takes a few
+    ms), and none bigger than a quarter of the budget. A file that cannot be read back (damaged, or half-written by a
+    server that died) is deleted and its result computed again.
+
+    Pickles run code when read, so the folder must be the server's own (LAYERLENS_CACHE), as the model cache is: never
+    a folder visitors can write to."""
+
+    SUFFIX = ".result"
+
+    def __init__(self, folder: Path, max_bytes: int, version: str, min_seconds: float = 0.02):
+        self.folder, self.max_bytes, self.version, self.min_seconds = Path(folder), int(max_bytes), version, min_seconds
+        self._lock = threading.Lock()
+
+    def path(self, key: Hashable) -> Path | None:
+        """The file for key; None for a key that names an object by its address, which no other process shares."""
+        text = repr(key)
+        if " at 0x" in text:
+            return None
+        return self.folder / (hashlib.sha256(f"{self.version}\n{text}".encode()).hexdigest()[:32] + self.SUFFIX)
+
+    def load(self, key: Hashable) -> Any:
+        """The value kept for key, or MISSING."""
+        path = self.path(key)
+        if path is None or not path.is_file():
+            return MISSING
+        try:
+            with open(path, "rb") as file:
+                value = pickle.load(file)
+        except Exception as err:  # noqa: BLE001 - damaged or half-written (any error unpickling): compute it again
+            log.warning("results on disk: %s could not be read (%s: %s); computing it again", path.name,
+                        type(err).__name__, err)
+            path.unlink(missing_ok=True)
+            return MISSING
+        with contextlib.suppress(OSError):
+            os.utime(path)  # read now: the last to go
+        return value
+
+    def save(self, key: Hashable, value: Any, seconds: float) -> bool:
+        """Keep value for key if it took min_seconds or more and fits; True when it was written."""
+        path = self.path(key)
+        if path is None or seconds < self.min_seconds or self.max_bytes <= 0:
+            return False
+        try:
+            data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as err:  # noqa: BLE001 - e.g. it holds a lock or a generator: it stays in memory only
+            log.info("results on disk: %s not kept (%s: %s)", path.name, type(err).__name__, err)
+            return False
+        if len(data) > self.max_bytes // 4:
+            return False
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.part")
+            partial.write_bytes(data)
+            os.replace(partial, path)  # whole or not at all, even with another server writing the same key
+        except OSError as err:
+            log.warning("results on disk: %s not written (%s)", path.name, err)
+            return False
+        self._trim()
+        return True
+
+    def _trim(self) -> None:
+        """Delete the least recently read files until the folder is within max_bytes."""
+        with self._lock:
+            files = []
+            for path in self.folder.glob(f"*{self.SUFFIX}"):
+                with contextlib.suppress(OSError):
+                    stat = path.stat()
+                    files.append((stat.st_mtime, stat.st_size, path))
+            total = sum(size for _, size, _ in files)
+            for _, size, path in sorted(files, key=lambda f: f[0]):
+                if total <= self.max_bytes:
+                    break
+                path.unlink(missing_ok=True)
+                total -= size
+
+    @property
+    def bytes(self) -> int:
+        total = 0
+        for path in self.folder.glob(f"*{self.SUFFIX}"):
+            with contextlib.suppress(OSError):  # deleted meanwhile by another server's trim
+                total += path.stat().st_size
+        return total
+
+
 class ByteCache:
     """Values by key, at most max_bytes in all; the least recently used are dropped first.
 
     get_or_compute computes a missing value once even when many threads ask at the same moment (the others wait
     for it), and remembers which keys were dropped, so a page can say why something is being computed again.
-    A value bigger than the whole budget is returned but not kept."""
+    A value bigger than the whole budget is returned but not kept. With a store (DiskStore), a value missing in
+    memory is read from disk before it is computed, and a computed one is written there too."""
 
-    def __init__(self, max_bytes: int, name: str = "cache"):
-        self.max_bytes, self.name = int(max_bytes), name
+    def __init__(self, max_bytes: int, name: str = "cache", store: DiskStore | None = None):
+        self.max_bytes, self.name, self.store = int(max_bytes), name, store
         self._items: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()  # least recently used first
         self._bytes = 0
         self._dropped: OrderedDict[Hashable, None] = OrderedDict()  # keys dropped to stay in budget (bounded)
@@ -144,7 +256,14 @@ class ByteCache:
                     return found
                 recomputed = key in self._dropped
             try:
-                value = compute()
+                value = self.store.load(key) if self.store is not None else MISSING
+                if value is not MISSING:
+                    recomputed = False  # kept on disk: nothing computed again
+                else:
+                    start = time.perf_counter()
+                    value = compute()
+                    if self.store is not None:
+                        self.store.save(key, value, time.perf_counter() - start)
                 self.put(key, value)
             finally:
                 with self._lock:

@@ -29,7 +29,7 @@ def test_two_students_share_the_queue_see_their_place_in_line_and_can_cancel(pag
     ann.get_by_text("Training: epoch").first.wait_for(timeout=60_000)
     bob_slider = bob.get_by_role("slider", name="Epochs (passes over the data)")
     bob_slider.focus()
-    bob.keyboard.press("PageUp")  # another config while ann's trains: bob waits in line
+    bob.keyboard.press("ArrowRight")  # another config (one epoch more) while ann's trains: bob waits in line
     line = bob.get_by_text("1st in line").first
     line.wait_for(timeout=30_000)
     assert "about" in line.inner_text()

@@ -132,3 +132,79 @@ def test_keys_see_the_weights_not_only_the_config(tiny_result, tiny_data):
                                                                    ("TrainConfig", tiny_result.config.key()), 3, "x")
     with pytest.raises(TypeError, match="No cache key"):
         cache_key(object())
+
+
+def slow(value, seconds: float = 0.06):
+    """A computation that takes `seconds` (more than the default min_seconds of a DiskStore)."""
+    def compute():
+        time.sleep(seconds)
+        return value
+    return compute
+
+
+def refuse():
+    raise AssertionError("computed again, though it was kept")
+
+
+def test_a_result_on_disk_serves_the_next_server_start_without_computing(tmp_path):
+    from layerlens.caching import DiskStore
+
+    value = {"probe": np.arange(5.0), "weights": torch.ones(3)}
+    first = ByteCache(10**6, store=DiskStore(tmp_path, 10**6, "v1"))
+    assert first.get_or_compute(("probes", 1), slow(value)).value is value
+    again = ByteCache(10**6, store=DiskStore(tmp_path, 10**6, "v1"))  # the server started again
+    found = again.get_or_compute(("probes", 1), refuse)
+    assert not found.recomputed and np.array_equal(found.value["probe"], value["probe"])
+    assert torch.equal(found.value["weights"], value["weights"])
+    again.evict_all()  # memory ran short: the disk still has it, so nothing is computed again
+    assert not again.get_or_compute(("probes", 1), refuse).recomputed
+    changed = ByteCache(10**6, store=DiskStore(tmp_path, 10**6, "v2"))  # other code: it computes its own
+    assert changed.get_or_compute(("probes", 1), slow("new")).value == "new"
+
+
+def test_only_costly_results_that_fit_are_kept_and_the_least_recently_read_go_first(tmp_path):
+    from layerlens.caching import MISSING, DiskStore
+
+    store = DiskStore(tmp_path, max_bytes=3200, version="v", min_seconds=0.05)  # four files of ~750 bytes
+    assert not store.save("quick", 1, seconds=0.01)  # reading a file back would cost about as much
+    assert not store.save("huge", np.zeros(900, dtype=np.uint8), seconds=1.0)  # over a quarter of the budget
+    assert not store.save(("object", object()), 1, seconds=1.0)  # named by its address: no other process has it
+    for name in "abcd":
+        assert store.save(name, np.zeros(600, dtype=np.uint8), seconds=1.0)
+        time.sleep(0.02)  # distinct file times
+    assert store.load("a") is not MISSING  # read now: b is the least recently read
+    store.save("e", np.zeros(600, dtype=np.uint8), seconds=1.0)
+    assert store.load("b") is MISSING and all(store.load(k) is not MISSING for k in "acde")
+    assert store.bytes <= store.max_bytes
+
+
+def test_a_damaged_file_on_disk_is_computed_again_and_replaced(tmp_path, caplog):
+    from layerlens.caching import DiskStore
+
+    store = DiskStore(tmp_path, 10**6, "v")
+    cache = ByteCache(10**6, store=store)
+    cache.get_or_compute("k", slow([1, 2, 3]))
+    store.path("k").write_bytes(b"\x80\x05half a pickle")  # a server died while writing, or the disk failed
+    fresh = ByteCache(10**6, store=store)
+    assert fresh.get_or_compute("k", slow([1, 2, 3])).value == [1, 2, 3]
+    assert "could not be read" in caplog.text
+    assert ByteCache(10**6, store=store).get_or_compute("k", refuse).value == [1, 2, 3]  # written whole again
+
+
+def test_a_result_that_cannot_be_pickled_stays_in_memory(tmp_path):
+    from layerlens.caching import MISSING, DiskStore
+
+    store = DiskStore(tmp_path / "results", 10**6, "v")
+    lock = threading.Lock()
+    assert ByteCache(10**6, store=store).get_or_compute("lock", slow(lock)).value is lock
+    assert store.load("lock") is MISSING and store.bytes == 0
+
+
+def test_the_code_version_changes_with_the_code(tmp_path):
+    from layerlens.caching import code_version
+
+    (tmp_path / "page.py").write_text("x = 1\n")
+    before = code_version(tmp_path)
+    assert code_version(tmp_path) == before
+    (tmp_path / "page.py").write_text("x = 2\n")
+    assert code_version(tmp_path) != before

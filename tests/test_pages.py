@@ -709,7 +709,9 @@ def test_learning_page_takes_real_steps_and_breaks_learning_without_crashing(app
     assert not [b for b in at.button if str(b.key).startswith("queue_btn_cancel")]  # gone with their trainings
 
 
-def test_abstraction_page_probes_every_layer_trained_untrained_and_over_training(app):
+def test_abstraction_page_probes_every_layer_trained_untrained_and_over_training(app, monkeypatch):
+    import server
+
     at = open_page(app, TRAIN)
     open_page(at, ABSTRACTION)
     figures = charts(at)
@@ -729,6 +731,8 @@ def test_abstraction_page_probes_every_layer_trained_untrained_and_over_training
     assert len(maps) == 6 * 10  # six layers × ten classes
     at.select_slider(key="abstraction_images").set_value(500).run()
     pca = charts(at)["abstraction_maps"]["data"]
+    # these t-SNE maps in memory only: test_browser.py's server must draw its own, under their bar
+    monkeypatch.setattr(server.results(), "store", None)
     at.segmented_control(key="abstraction_method").set_value("tsne").run()
     assert_clean(at)
     assert "separation" in charts(at)["abstraction_maps"]["layout"]["annotations"][0]["text"]
@@ -758,9 +762,10 @@ def test_two_models_with_one_config_get_their_own_results(app):
     assert json.dumps(charts(open_page(at, TRAIN))["train_confusion"]["data"]) == seen["train_confusion"]
 
 
-def test_a_result_dropped_to_save_memory_is_computed_again_and_the_page_says_so(app):
+def test_a_result_dropped_to_save_memory_is_computed_again_and_the_page_says_so(app, monkeypatch):
     import server
 
+    monkeypatch.setenv("LAYERLENS_RESULTS_DISK_MB", "0")  # none on disk either (the next test keeps them there)
     at = open_page(app, TRAIN)
     before = json.dumps(charts(at)["train_confusion"]["data"])
     assert at.caption and not any("computed again" in c.value for c in at.caption)
@@ -771,6 +776,22 @@ def test_a_result_dropped_to_save_memory_is_computed_again_and_the_page_says_so(
     assert json.dumps(charts(at)["train_confusion"]["data"]) == before
     at.run()  # kept again: no second notice
     assert at.caption and not any("computed again" in c.value for c in at.caption)
+
+
+def test_a_server_started_again_reads_the_traditional_models_from_disk_and_fits_none(app, monkeypatch):
+    import server
+
+    at = open_page(open_page(app, TRAIN), CLASSIC)  # fitted now, or by an earlier test or server of this run
+    seen = charts(at)["classic_accuracy"]["data"]
+    assert server.results().store.bytes > 0
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("fitted again, though the results were on disk")
+
+    monkeypatch.setattr(server, "fit_classic", refuse)
+    again = open_page(open_page(app_test(), TRAIN), CLASSIC)  # Streamlit's caches cleared: a server start
+    assert charts(again)["classic_accuracy"]["data"] == seen
+    assert not any("computed again" in c.value for c in again.caption)
 
 
 IMAGES = "pages/9_images.py"
