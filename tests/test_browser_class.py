@@ -12,13 +12,12 @@ skip_without_chromium()
 def test_two_students_share_the_queue_see_their_place_in_line_and_can_cancel(page, browser, app_url):
     """Two visitors (two browser sessions) on one server: one trains, the other waits in line, sees why and how
     long, cancels, and nobody's model is lost."""
-    visit(page, "Train", "Which classes get confused?", "train")  # the default model exists: both start from it
-    students = [browser.new_context(viewport=VIEWPORT).new_page() for _ in range(2)]
-    for student in students:
-        student.goto(f"{app_url}/train")
-        student.get_by_text("Which classes get confused?").first.wait_for(timeout=120_000)
-        wait_until_idle(student)
-    ann, bob = students
+    visit(page, "Train", "Which classes get confused?", "train")  # ann's tab; the default model exists: both start from it
+    ann, bob = page, browser.new_context(viewport=VIEWPORT).new_page()  # bob: another browser, his own session
+    bob.goto(f"{app_url}/train")
+    bob.get_by_text("Which classes get confused?").first.wait_for(timeout=120_000)
+    wait_until_idle(bob)
+    students = [ann, bob]
     ann.get_by_text("Retrain when a setting changes").click()  # ann sets up a long training: batch 16, 30 epochs
     wait_until_idle(ann)
     for name, key in (("Batch size", "Home"), ("Epochs (passes over the data)", "End")):
@@ -51,8 +50,7 @@ def test_two_students_share_the_queue_see_their_place_in_line_and_can_cancel(pag
         wait_until_idle(student)
         assert student.locator(ERROR_BOXES).count() == 0
     assert ann.locator("[data-testid='stSidebar']").get_by_text(f"{DEFAULT_EPOCHS} epochs on").count() == 1  # ann kept her model
-    for student in students:
-        student.context.close()
+    bob.context.close()
 
 
 def model_status(page) -> str:
