@@ -122,7 +122,7 @@ class DiskStore:
     def save(self, key: Hashable, value: Any, seconds: float) -> bool:
         """Keep value for key if it took min_seconds or more and fits; True when it was written."""
         path = self.path(key)
-        if path is None or seconds < self.min_seconds or self.max_bytes <= 0:
+        if path is None or seconds < self.min_seconds:
             return False
         try:
             data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)

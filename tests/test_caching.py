@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from layerlens.caching import ByteCache, approx_bytes, cache_key
+from layerlens.caching import (
+    MISSING,
+    ByteCache,
+    DiskStore,
+    approx_bytes,
+    cache_key,
+    code_version,
+)
 from layerlens.learning import random_start
 from layerlens.training import History, TrainResult
 
@@ -147,8 +154,6 @@ def refuse():
 
 
 def test_a_result_on_disk_serves_the_next_server_start_without_computing(tmp_path):
-    from layerlens.caching import DiskStore
-
     value = {"probe": np.arange(5.0), "weights": torch.ones(3)}
     first = ByteCache(10**6, store=DiskStore(tmp_path, 10**6, "v1"))
     assert first.get_or_compute(("probes", 1), slow(value)).value is value
@@ -163,8 +168,6 @@ def test_a_result_on_disk_serves_the_next_server_start_without_computing(tmp_pat
 
 
 def test_only_costly_results_that_fit_are_kept_and_the_least_recently_read_go_first(tmp_path):
-    from layerlens.caching import MISSING, DiskStore
-
     store = DiskStore(tmp_path, max_bytes=3200, version="v", min_seconds=0.05)  # four files of ~750 bytes
     assert not store.save("quick", 1, seconds=0.01)  # reading a file back would cost about as much
     assert not store.save("huge", np.zeros(900, dtype=np.uint8), seconds=1.0)  # over a quarter of the budget
@@ -179,8 +182,6 @@ def test_only_costly_results_that_fit_are_kept_and_the_least_recently_read_go_fi
 
 
 def test_a_damaged_file_on_disk_is_computed_again_and_replaced(tmp_path, caplog):
-    from layerlens.caching import DiskStore
-
     store = DiskStore(tmp_path, 10**6, "v")
     cache = ByteCache(10**6, store=store)
     cache.get_or_compute("k", slow([1, 2, 3]))
@@ -192,8 +193,6 @@ def test_a_damaged_file_on_disk_is_computed_again_and_replaced(tmp_path, caplog)
 
 
 def test_a_result_that_cannot_be_pickled_stays_in_memory(tmp_path):
-    from layerlens.caching import MISSING, DiskStore
-
     store = DiskStore(tmp_path / "results", 10**6, "v")
     lock = threading.Lock()
     assert ByteCache(10**6, store=store).get_or_compute("lock", slow(lock)).value is lock
@@ -201,8 +200,6 @@ def test_a_result_that_cannot_be_pickled_stays_in_memory(tmp_path):
 
 
 def test_the_code_version_changes_with_the_code(tmp_path):
-    from layerlens.caching import code_version
-
     (tmp_path / "page.py").write_text("x = 1\n")
     before = code_version(tmp_path)
     assert code_version(tmp_path) == before
