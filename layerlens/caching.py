@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Hashable
+from typing import Any, BinaryIO, Callable, ContextManager, Hashable
 
 import numpy as np
 import torch
@@ -62,6 +62,24 @@ class Lookup:
 
 
 MISSING = object()  # DiskStore.load: nothing kept for that key
+
+
+def write_whole(path: Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Write path through a file named for this process and thread, renamed when whole: a reader never finds half a
+    file, even while another server sharing the folder writes the same one, and a write cut short (a full disk)
+    leaves no stray file behind. Raises the OSError that says why it failed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+    try:
+        with open(partial, "wb") as file:  # opened here, a refused write is an OSError that says why
+            write(file)
+        partial.replace(path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def code_version(*folders: Path) -> str:
@@ -132,10 +150,7 @@ class DiskStore:
         if len(data) > self.max_bytes // 4:
             return False
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.part")
-            partial.write_bytes(data)
-            os.replace(partial, path)  # whole or not at all, even with another server writing the same key
+            write_whole(path, lambda file: file.write(data))
         except OSError as err:
             log.warning("results on disk: %s not written (%s)", path.name, err)
             return False

@@ -1,7 +1,6 @@
 """Checkpoints (config + weights + metrics) and the model cache keyed by config hash."""
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
@@ -11,7 +10,7 @@ from typing import Callable
 
 import torch
 
-from .caching import ByteCache
+from .caching import ByteCache, write_whole
 from .data import ImageData
 from .failures import not_writable, said
 from .nets import Net
@@ -22,21 +21,10 @@ log = logging.getLogger(__name__)
 
 def save_checkpoint(result: TrainResult, path: Path) -> Path:
     """Write config, weights, history and metrics to path (written atomically)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # a name of this process and thread alone: replicas sharing one cache folder may save the same model at once
-    tmp = path.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")
     checkpoint = {"config": result.config.to_dict(), "state_dict": result.model.state_dict(),
                   "history": result.history.to_dict(), "metrics": result.metrics, "diverged": result.diverged}
-    try:
-        with open(tmp, "wb") as file:  # opened here, a refused write is an OSError that says why, not a RuntimeError
-            torch.save(checkpoint, file)
-        tmp.replace(path)
-    except OSError:
-        with contextlib.suppress(OSError):  # a write cut short (a full disk) leaves no stray file behind
-            tmp.unlink(missing_ok=True)
-        raise
-    return path
+    # replicas sharing one cache folder may save the same model at once
+    return write_whole(path, lambda file: torch.save(checkpoint, file))
 
 
 # what _metrics writes and the pages read; every LayerLens checkpoint so far has them all

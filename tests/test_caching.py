@@ -205,3 +205,11 @@ def test_the_code_version_changes_with_the_code(tmp_path):
     assert code_version(tmp_path) == before
     (tmp_path / "page.py").write_text("x = 2\n")
     assert code_version(tmp_path) != before
+
+
+def test_a_disk_that_refuses_the_result_keeps_it_in_memory_and_says_why(tmp_path, caplog):
+    (tmp_path / "results").write_text("a file where the folder should be")
+    cache = ByteCache(10**6, store=DiskStore(tmp_path / "results", 10**6, "v"))
+    assert cache.get_or_compute("k", slow([1, 2])).value == [1, 2]
+    assert "not written" in caplog.text
+    assert cache.get_or_compute("k", refuse).value == [1, 2]  # from memory
