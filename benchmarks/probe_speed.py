@@ -5,7 +5,8 @@ a probe per layer, the probe accuracy per layer (input pixels first), and each l
 (silhouette). The model (the dataset's recipe) is trained first if it is not in the cache (not timed; set
 LAYERLENS_CACHE to a folder to keep it between runs: CIFAR-10's takes about 80 s). Where /usr/bin/chromium exists,
 a last line times the Abstraction page in a real browser: the first render (every probe curve, over training too,
-and the maps) and, after a visit to Home, the render from cache. The browser opens the model's link on the Layers
+and the maps) and, after a visit to Home, the render from cache; then the same on a server started again, which
+finds the probes and maps on disk (<LAYERLENS_CACHE>/results). The browser opens the model's link on the Layers
 page first (the server loads the dataset and the model there, untimed), then clicks Abstraction.
 
     python benchmarks/probe_speed.py [--images 1000]
@@ -36,14 +37,17 @@ from links import VERSION, model_params  # noqa: E402
 from streamlit_server import CHROMIUM, cold_and_cached_render, streamlit_app  # noqa: E402
 
 
-def page_times(config, data_dir: Path) -> dict:
-    """The Abstraction page in Chromium: first render, then from cache; from the click to the last change."""
+def page_times(config, data_dir: Path, kept: bool = False) -> dict:
+    """The Abstraction page in Chromium: first render, then from cache; from the click to the last change.
+    kept: the probes and maps the last server left on disk are kept, as when a teacher starts the server again."""
     link = "/layers?" + urllib.parse.urlencode({"v": VERSION, **model_params(config)})
-    forget_results()  # probes and maps computed now, not read from an earlier run's disk
+    if not kept:
+        forget_results()  # probes and maps computed now, not read from an earlier run's disk
     with streamlit_app({"LAYERLENS_CACHE": os.environ["LAYERLENS_CACHE"], "LAYERLENS_DATA": str(data_dir)}) as url:
         first, cached = cold_and_cached_render(url, link, "Output: the classifier", "Abstraction",
                                                "Maps of each layer")
-    return {"case": f"abstraction page, {config.dataset}, Chromium", "first_render_seconds": round(first, 2),
+    case = "server started again, probes and maps on disk" if kept else "nothing on disk"
+    return {"case": f"abstraction page, {config.dataset}, Chromium, {case}", "first_render_seconds": round(first, 2),
             "cached_render_seconds": round(cached, 2)}
 
 
@@ -73,6 +77,7 @@ def main() -> None:
                           "silhouette": separation}), flush=True)
     if Path(CHROMIUM).exists():
         print(json.dumps(page_times(config, args.data_dir)), flush=True)
+        print(json.dumps(page_times(config, args.data_dir, kept=True)), flush=True)
 
 
 if __name__ == "__main__":
