@@ -11,6 +11,8 @@ import importlib
 import logging
 import os
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,21 +25,24 @@ import torch
 from layerlens.attribution import knocked_out
 from layerlens.caching import ByteCache, DiskStore, cache_key, code_version
 from layerlens.checkpoints import MODELS_MB, ModelCache, models_dir
-from layerlens.classic import ClassicConfig, ClassicResult, cnn_test_probabilities, feature_matrix, fit_classic
-from layerlens.data import (FOLDER_PREFIX, FolderChanged, ImageData, default_cache_dir, folders_root, load_dataset,
-                            split_version)
+from layerlens.classic import (ClassicConfig, ClassicResult, cnn_test_probabilities, default_configs, feature_matrix,
+                               fit_classic)
+from layerlens.data import (FOLDER_PREFIX, SAMPLE, FolderChanged, ImageData, default_cache_dir, folders_root,
+                            load_dataset, split_version)
 from layerlens.data import folder_now as versioned_folder
 from layerlens.inspection import confusion_matrix
 from layerlens.jobs import TrainingQueue, local_runner
 from layerlens.nets import Net
-from layerlens.training import TrainResult, evaluate, subset_indices
+from layerlens.training import DEFAULT_PRESET, TrainResult, evaluate, preset_train_config, subset_indices
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("layerlens.server")  # under "layerlens": LAYERLENS_LOG sets its level too
 
 RESULTS_MB = 768  # default memory for computed results shared by every visitor (fitted models, patches, probes…)
 RESULTS_DISK_MB = 1024  # default disk for the costly ones, kept for the next server start (0: none on disk)
 ROOT = Path(__file__).resolve().parent
 RAY_SETTING = "LAYERLENS_RAY_ADDRESS"
+WARM_UP_SETTING = "LAYERLENS_WARM_UP"  # "0": compute nothing before a visitor asks for it
+WARM_UP_IDLE_WAIT_S = 600.0  # how long the warm-up waits for the training queue to be idle before it gives up
 
 
 def megabytes(setting: str, default: int, least: int = 1) -> int:
@@ -98,22 +103,109 @@ def model_cache() -> ModelCache:
     return ModelCache(default_cache_dir() / "models", megabytes("LAYERLENS_MODELS_MB", MODELS_MB), shipped=models_dir())
 
 
+PRELOAD_THREAD = "layerlens-preload"
+
+
+def _no_context_warning(record: logging.LogRecord) -> bool:
+    """Leave out Streamlit's warning that the preload thread has no visitor's script run: it serves none, on purpose
+    (the first time it reaches each shared cache, Streamlit would log "missing ScriptRunContext")."""
+    return record.threadName != PRELOAD_THREAD or "missing ScriptRunContext" not in record.getMessage()
+
+
+@dataclass
+class WarmUp:
+    """How far the warm-up is, for a page that would otherwise fit the same models beside it: the keys of the configs
+    it fits (None until it has read the dataset), how many are ready, and whether it is at work (not over, not
+    waiting for the training queue to be idle)."""
+    keys: frozenset | None = None
+    total: int = 0
+    ready: int = 0
+    at_work: bool = True
+    started: float | None = None  # time.monotonic() when the first fit began
+
+    def fitting(self, configs: list[ClassicConfig]) -> bool:
+        """Whether it is at work on configs (or may be: it does not know its own yet)."""
+        return self.at_work and (self.keys is None or {c.key() for c in configs} <= self.keys)
+
+    def progress(self) -> str:
+        """How far it is, for a visitor who waits: "2 of 5 ready, about 3 s left" (from the pace so far)."""
+        done = f"{self.ready} of {self.total} ready"
+        if self.started is None or self.ready == 0:
+            return f"{done}, the first in a moment" if self.started is not None else f"{done}, starting"
+        elapsed = time.monotonic() - self.started
+        return f"{done}, about {elapsed / self.ready * (self.total - self.ready):.0f} s left"
+
+
 @st.cache_resource
 def preload_in_background() -> threading.Thread:
     """Once per server, after its first page is drawn: import what later pages need (scikit-learn: 1.8 s on 2 cores)
-    on a thread of its own, so that the first visitor of Traditional ML or Abstraction does not wait for it."""
+    on a thread of its own, so that the first visitor of Traditional ML or Abstraction does not wait for it; then,
+    unless $LAYERLENS_WARM_UP is 0, fit the Traditional ML page's first models (warm_up; the thread's `warm_up` says
+    how far it is)."""
+    warm = WarmUp() if os.environ.get(WARM_UP_SETTING, "1").strip() != "0" else None
+
     def preload() -> None:
         try:
             from layerlens import classic
 
             importlib.import_module("layerlens.abstraction")  # its probes are scikit-learn's
             classic.preload()
-        except Exception:  # the pages import it themselves then; say why it failed here
-            log.exception("importing scikit-learn in the background failed")
+            if warm is not None:
+                warm_up(warm)
+        except Exception:  # the pages import and fit themselves then; say why it failed here
+            log.exception("importing scikit-learn or fitting the Traditional ML page's first models in the "
+                          "background failed")
+        finally:
+            if warm is not None:
+                warm.at_work = False
 
-    thread = threading.Thread(target=preload, name="layerlens-preload", daemon=True)
+    logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(_no_context_warning)
+    thread = threading.Thread(target=preload, name=PRELOAD_THREAD, daemon=True)
+    thread.warm_up = warm
     thread.start()
     return thread
+
+
+def warm_up_state() -> WarmUp | None:
+    """The server's warm-up (started now if no page has started it yet); None when $LAYERLENS_WARM_UP is 0."""
+    return preload_in_background().warm_up
+
+
+_ahead = threading.local()  # on the warm-up's thread: what it computes, it computes before anyone asked
+_AHEAD: set = set()  # keys of shared results being computed that way, so that a visitor who waits for one is told
+
+
+def warm_up(warm: WarmUp, idle_wait_s: float = WARM_UP_IDLE_WAIT_S) -> None:
+    """Fit the five traditional models that the Traditional ML page shows first (raw pixels of the offline sample,
+    beside the default CNN) before anyone opens the page, into the shared results (and so onto disk): its first visit
+    then draws them at once instead of fitting them for 4–5 s on 2 cores. Each fit starts only while no training runs
+    or waits, so that it slows nobody's training, and the warm-up gives up after idle_wait_s of a queue never idle.
+    A page that needs these models meanwhile waits for them (tasks.classic_models); nothing is fitted twice."""
+    data = dataset(SAMPLE)
+    seed = preset_train_config(DEFAULT_PRESET, data).seed
+    configs = default_configs(data.name, data.channels, len(data.x_train), len(data.x_test), seed)
+    warm.keys, warm.total = frozenset(c.key() for c in configs), len(configs)
+    start, queue = time.perf_counter(), training_queue()
+    _ahead.on = True
+    try:
+        for config in configs:
+            if queue.busy():
+                warm.at_work = False  # a page needing these models fits them itself meanwhile
+                deadline = time.monotonic() + idle_wait_s
+                while queue.busy():
+                    if time.monotonic() > deadline:
+                        log.info("warm-up given up: the training queue was busy for %.0f s", idle_wait_s)
+                        return
+                    time.sleep(0.5)
+                warm.at_work = True
+            if warm.started is None:
+                warm.started = time.monotonic()
+            classic_model(config, None)
+            warm.ready += 1
+    finally:
+        _ahead.on = False
+    log.info("warm-up: the Traditional ML page's %d first models ready in %.1f s", len(configs),
+             time.perf_counter() - start)
 
 
 @st.cache_resource
@@ -156,14 +248,22 @@ def shared_result(spinner: str | None = None, waiting: str | None = None):
             key = (where, function.__qualname__, cache_key(args), cache_key(kwargs))
 
             def compute():
+                if getattr(_ahead, "on", False):
+                    _AHEAD.add(key)
+                    try:
+                        return function(*args, **kwargs)
+                    finally:
+                        _AHEAD.discard(key)
                 if spinner is None:
                     return function(*args, **kwargs)
                 with st.spinner(spinner):
                     return function(*args, **kwargs)
 
             def wait():
-                return st.spinner(f"{told}: someone asked for the same a moment ago (another visitor, or this page "
-                                  f"before your last click), so it is computed once and you get it when it is ready…",
+                who = ("the server started on it by itself when it started, before anyone asked" if key in _AHEAD
+                       else "someone asked for the same a moment ago (another visitor, or this page before your last "
+                            "click)")
+                return st.spinner(f"{told}: {who}, so it is computed once and you get it when it is ready…",
                                   show_time=True)
 
             found = results().get_or_compute(key, compute, wait)

@@ -2,6 +2,8 @@
 curves. Each says why the visitor waits and for how long, and leaves the visitor's state as it was on failure."""
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import streamlit as st
 
@@ -12,9 +14,8 @@ from layerlens.classic import FEATURES, MODELS, ClassicConfig, ClassicResult
 from layerlens.data import SAMPLE, ImageData
 from layerlens.formatting import seconds
 from layerlens.nets import Net
-from layerlens.training import TrainConfig, TrainResult, curve_train_config, model_key, preset_train_config
-
-DEFAULT_PRESET = "tiny"  # everyone's first model, on the offline sample
+from layerlens.training import (DEFAULT_PRESET, TrainConfig, TrainResult, curve_train_config, model_key,
+                                preset_train_config)
 
 
 def _cancel_training() -> None:
@@ -111,6 +112,13 @@ def classic_models(configs: list[ClassicConfig], cnn: Net) -> list[ClassicResult
     A model that cannot be fitted (say, a HOG cell too big for the images) gets a message and is left out.
     """
     bar = st.progress(0.0)
+    warm = server.warm_up_state()
+    while warm is not None and warm.fitting(configs) and warm.ready < warm.total:
+        # one fit at a time: beside the warm-up's, the page's own would only share the same two cores
+        bar.progress(warm.ready / max(warm.total, 1),
+                     text=f"The server began fitting these {len(configs)} models when it started, before anyone "
+                          f"asked: {warm.progress()}…")
+        time.sleep(0.2)
     fitted, failed = [], {}  # failed: message → the models it stopped
     for i, config in enumerate(configs):
         label = f"{MODELS[config.model].label} on {FEATURES[config.features]}"

@@ -6,8 +6,11 @@ JSON lines:
      training size) and a rerun with everything cached, in Streamlit's AppTest, with each
      model's test accuracy and fit time as the page computed them;
   2. where /usr/bin/chromium exists, the same two moments in a real browser (click on the page's
-     link → script finished), the second after a visit to Home; and once more on a server started
-     again, which finds the fitted models on disk (<LAYERLENS_CACHE>/results);
+     link → script finished), the second after a visit to Home, on a fresh server: clicked at once
+     and 5 s after Home (meanwhile the server imports scikit-learn and fits the page's five first
+     models by itself, its warm-up), and 5 s after Home with LAYERLENS_WARM_UP=0 (the visit fits
+     them); and once more on a server started again, which finds the fitted models on disk
+     (<LAYERLENS_CACHE>/results);
   3. with --mnist DIR (a folder with torchvision's MNIST, e.g. ../shared/data): each model on raw
      pixels of full MNIST for each size in --sizes (default: the page's 5,000, and all 60,000),
      scored on the 10,000 test images; --svm-max caps the SVM, which alone takes many minutes on 60,000.
@@ -58,16 +61,19 @@ def page_times() -> dict:
             "cached_rerun_seconds": round(again, 3), "cnn_test_accuracy": cnn["test_accuracy"], "models": models}
 
 
-def browser_times(pause_s: float, kept: bool = False) -> dict:
+def browser_times(pause_s: float, kept: bool = False, warm_up: bool = True) -> dict:
     """The same in Chromium, on a fresh server: from clicking the page's link on Home (pause_s after Home is drawn:
-    meanwhile the server imports scikit-learn in the background) to the last change of the page, cold, then cached.
-    kept: the fitted models the last server left on disk are kept, as when a teacher starts the server again."""
+    meanwhile the server imports scikit-learn and, with warm_up, fits the page's first models in the background) to
+    the last change of the page, cold, then cached. kept: the fitted models the last server left on disk are kept,
+    as when a teacher starts the server again."""
     if not kept:
         forget_results()
-    with streamlit_app({"LAYERLENS_CACHE": os.environ["LAYERLENS_CACHE"]}) as url:
+    env = {"LAYERLENS_CACHE": os.environ["LAYERLENS_CACHE"], "LAYERLENS_WARM_UP": "1" if warm_up else "0"}
+    with streamlit_app(env) as url:
         first, cached = cold_and_cached_render(url, "", "Right now", "Traditional ML", "White box or black box?",
                                                pause_s)
     case = "server started again, the fitted models on disk" if kept else "nothing on disk"
+    case += "" if warm_up else ", no warm-up (LAYERLENS_WARM_UP=0)"
     return {"case": f"traditional ML page, default data, Chromium, clicked {pause_s:g} s after Home, {case}",
             "first_render_seconds": round(first, 2), "cached_render_seconds": round(cached, 2)}
 
@@ -101,6 +107,7 @@ def main() -> None:
     if Path(CHROMIUM).exists():
         for pause in (0, 5):  # clicked at once, or after reading Home for 5 s
             print(json.dumps(browser_times(pause)), flush=True)
+        print(json.dumps(browser_times(5, warm_up=False)), flush=True)
         print(json.dumps(browser_times(0, kept=True)), flush=True)
     if args.mnist:
         mnist_models(args.mnist, [int(s) for s in args.sizes.split(",")], args.svm_max)

@@ -157,6 +157,41 @@ def classic_config(model: str, **fields) -> ClassicConfig:
     return config
 
 
+# What the Traditional ML page starts with, by image channels: training and test images for the traditional models,
+# so that it stays interactive on big datasets (an SVM scoring 10,000 CIFAR-10 images takes 40 s: it compares each
+# with every support vector).
+DEFAULT_TRAIN_IMAGES = {1: 5000, 3: 1000}
+TEST_IMAGES = {1: 10_000, 3: 2000}
+
+
+def default_knobs() -> dict[str, dict[str, Any]]:
+    """Every model's settings as the page starts: {model: {knob: default}}."""
+    return {name: {k.name: k.default for k in spec.knobs} for name, spec in MODELS.items()}
+
+
+def scored_test_size(channels: int, available: int) -> int:
+    """How many test images the traditional models are scored on: TEST_IMAGES, or 0 (all) when there are no more."""
+    return TEST_IMAGES[channels] if TEST_IMAGES[channels] < available else 0
+
+
+def model_configs(dataset: str, available: int, train_size: int, test_size: int, seed: int, knobs: dict[str, dict],
+                  features: str = "pixels", hog_cell: int = HOG_CELL, cnn: str = "") -> list[ClassicConfig]:
+    """The five models as the page fits them: every knob named, on train_size of the `available` training images (the
+    CNN's seed picks which), hog_cell only for HOG, the CNN's key only for its features."""
+    return [classic_config(name, features=features, hog_cell=hog_cell if features == "hog" else HOG_CELL,
+                           dataset=dataset, train_size=0 if train_size >= available else train_size,
+                           test_size=test_size, seed=seed, cnn=cnn if features == "cnn" else "", **knobs[name])
+            for name in MODELS]
+
+
+def default_configs(dataset: str, channels: int, train_images: int, test_images: int,
+                    seed: int) -> list[ClassicConfig]:
+    """The five models on raw pixels that the page fits first, beside a CNN trained with seed on a dataset of
+    train_images and test_images of `channels` channels."""
+    return model_configs(dataset, train_images, min(DEFAULT_TRAIN_IMAGES[channels], train_images),
+                         scored_test_size(channels, test_images), seed, default_knobs())
+
+
 def pixel_features(images: torch.Tensor) -> np.ndarray:
     """(N, C, H, W) → (N, C·H·W): every pixel is one number, and nothing says which pixels are neighbours."""
     return images.reshape(len(images), -1).numpy().astype(np.float32)

@@ -231,6 +231,11 @@ class TrainingQueue:
             starts = free[0]
             return Wait(QUEUED, position, starts, starts + job.flops / rate, others)
 
+    def busy(self) -> bool:
+        """Whether a training runs or waits."""
+        with self._lock:
+            return bool(self._jobs)
+
     def waiting(self) -> int:
         """Jobs in line, not yet running."""
         with self._lock:

@@ -9,6 +9,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .classic import curve_sizes
 from .nets import Net, NetConfig, weighted_layers
 from .training import TrainConfig, evaluate
 
@@ -117,6 +118,19 @@ class HandSteps:
                                      first_step=len(self.losses))
         self.losses = self.losses + losses
         self.checks.append((len(self.losses), float("nan") if self.blown else evaluate(self.model, x_test, y_test)[1]))
+
+
+FRACTIONS = (0.01, 0.03, 0.1, 0.3, 1.0)  # of a small training set, for "more data"
+CURVE_FROM = 1000  # from this many training images on, "more data" trains on the learning-curve sizes
+
+
+def data_sizes(available: int) -> list[int]:
+    """Training-set sizes for "more data, better accuracy": the Traditional ML page's learning-curve sizes (100, 300,
+    1,000, 3,000, …, all), so that each page finds the networks the other trained; 1%, 3%, 10%, 30% and all of a set
+    smaller than CURVE_FROM images."""
+    if available >= CURVE_FROM:
+        return curve_sizes(available)
+    return sorted({max(1, round(f * available)) for f in FRACTIONS})
 
 
 LESSON_IMAGES = 5000  # the "goes wrong" lessons retrain on at most this many images, so each takes seconds

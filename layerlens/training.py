@@ -543,6 +543,7 @@ def _metrics(run: _Run, dataset: str, device: torch.device, seconds: float, trai
 
 # The preset each dataset starts with.
 RECOMMENDED_PRESET = {SAMPLE: "tiny", MNIST: "lenet", FASHION_MNIST: "wide", CIFAR10: "deep"}
+DEFAULT_PRESET = RECOMMENDED_PRESET[SAMPLE]  # everyone's first model, on the offline sample
 
 
 def preset_train_config(preset: str, data: ImageData, **overrides) -> TrainConfig:

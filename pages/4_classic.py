@@ -14,18 +14,14 @@ import white_box
 import widgets
 from layerlens import exports, plots, summaries
 from layerlens.data import shown_name
-from layerlens.classic import (FEATURES, HOG_CELL, HOG_CELLS, MODELS, classic_config, cnn_scores_on, cost_rows,
-                               curve_sizes, read_curves)
+from layerlens.classic import (DEFAULT_TRAIN_IMAGES, FEATURES, HOG_CELL, HOG_CELLS, MODELS, cnn_scores_on, cost_rows,
+                               curve_sizes, default_knobs, model_configs, read_curves, scored_test_size)
 from layerlens.inspection import confusion_counts
 from layerlens.training import model_key, subset_indices
 
 chrome.inside_navigation()
 
 SIZES = (100, 300, 1000, 2000, 3000, 5000, 10_000, 20_000, 30_000)  # training images on offer, besides "all"
-# By image channels: training and test images for the traditional models, so the page stays interactive on
-# big datasets. An SVM scoring 10,000 CIFAR-10 images takes 40 s (it compares each with every support vector).
-DEFAULT_SIZE = {1: 5000, 3: 1000}
-TEST_IMAGES = {1: 10_000, 3: 2000}
 COSTS_COLUMNS = {"training images": st.column_config.NumberColumn(format="localized"),
                  "test accuracy": st.column_config.NumberColumn(format="percent"),
                  "training (s)": st.column_config.NumberColumn(format="%.2f"),
@@ -45,10 +41,8 @@ class Choice:
     test_size: int
 
     def configs(self, result, data, kind: str, train_size: int) -> list:
-        return [classic_config(name, features=kind, hog_cell=self.cell if kind == "hog" else HOG_CELL,
-                               dataset=data.name, train_size=0 if train_size >= len(data.x_train) else train_size,
-                               test_size=self.test_size, seed=result.config.seed,
-                               cnn=model_key(result) if kind == "cnn" else "", **self.knobs[name]) for name in MODELS]
+        return model_configs(data.name, len(data.x_train), train_size, self.test_size, result.config.seed, self.knobs,
+                             kind, self.cell, model_key(result))
 
 
 def sidebar_settings(data) -> Choice:
@@ -56,9 +50,10 @@ def sidebar_settings(data) -> Choice:
     channels, available = data.channels, len(data.x_train)
     st.subheader("Traditional models")
     sizes = [s for s in SIZES if s < available] + [available]
-    widgets.default("classic_size", min(DEFAULT_SIZE[channels], available), sizes)  # kept from a bigger dataset?
-    for key, value in ({"classic_hog_cell": HOG_CELL} | {f"classic_{name}_{k.name}": k.default
-                                                         for name, spec in MODELS.items() for k in spec.knobs}).items():
+    widgets.default("classic_size", min(DEFAULT_TRAIN_IMAGES[channels], available), sizes)  # from a bigger dataset?
+    for key, value in ({"classic_hog_cell": HOG_CELL} | {f"classic_{name}_{knob}": value
+                                                         for name, knobs in default_knobs().items()
+                                                         for knob, value in knobs.items()}).items():
         widgets.default(key, value)
     size = st.select_slider("Training images", sizes, key="classic_size", format_func=lambda s: f"{s:,}",
                             help="How many training images the traditional models learn from (the same random "
@@ -71,8 +66,7 @@ def sidebar_settings(data) -> Choice:
         with st.expander(spec.label):
             settings[name] = {k.name: st.select_slider(k.label, k.options, help=k.help,
                                                        key=f"classic_{name}_{k.name}") for k in spec.knobs}
-    test_size = TEST_IMAGES[channels] if TEST_IMAGES[channels] < len(data.x_test) else 0
-    return Choice(size, extra, cell, settings, test_size)
+    return Choice(size, extra, cell, settings, scored_test_size(channels, len(data.x_test)))
 
 
 def costs(result, data, fitted: dict, cnn_accuracy: float, cnn_seconds: float, scored_count: int,

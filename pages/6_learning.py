@@ -12,14 +12,13 @@ from layerlens import exports, plots, summaries
 from layerlens.data import shown_name
 from layerlens.formatting import percent, plural
 from layerlens.images import enlarged_rgb, kernel_tiles
-from layerlens.learning import (SCENARIOS, HandSteps, batch_indices, gradient_step, layer_changes, lesson_base,
-                                random_start)
+from layerlens.learning import (SCENARIOS, HandSteps, batch_indices, data_sizes, gradient_step, layer_changes,
+                                lesson_base, random_start)
 from layerlens.training import model_key
 
 chrome.inside_navigation()
 
 CHECK_IMAGES = 500  # test images scored after each click on a step button
-FRACTIONS = (0.01, 0.03, 0.1, 0.3, 1.0)
 LEARNING_RATES = [0.001, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 30.0]
 STARTS = {"random": "random weights", "trained": "your trained model"}
 BATCHES = {0: "this image only", 32: "32 random training images"}
@@ -129,12 +128,14 @@ def gone_wrong(result, data) -> None:
 
 def more_data(result, data) -> None:
     st.subheader("More data, better accuracy")
-    sizes = sorted({max(1, round(f * len(data.x_train))) for f in FRACTIONS})
+    sizes = data_sizes(len(data.x_train))
     measure = st.button("Measure it", key="learning_btn_data", help="Retrains your recipe on each amount (cached).")
     points = tasks.data_size_curve(result, data, sizes, measure)
     if points is None:
-        st.markdown(f"Retrain your recipe on 1%, 3%, 10%, 30% and all of the {len(data.x_train):,} training images "
-                    "and compare test accuracy. The first time this trains five networks; after that it is instant.")
+        st.markdown(f"Retrain your recipe on {', '.join(f'{s:,}' for s in sizes[:-1])} and all {sizes[-1]:,} "
+                    f"training images and compare test accuracy. The first time this trains up to {len(sizes)} networks; "
+                    "after that it is instant, here and in the Traditional ML page's learning curves, which train "
+                    "the same ones.")
         return
     charts.chart(plots.learning_curve_figure({"CNN": points}, "CNN"), "learning_data_curve",
                  summaries.learning_curve_summary({"CNN": points}))

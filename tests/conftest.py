@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from layerlens.checkpoints import load_checkpoint
 from layerlens.data import ImageData, from_uint8
 from layerlens.nets import Net, NetConfig
 from layerlens.training import TrainConfig, TrainResult, fit
@@ -66,10 +68,17 @@ def app_model_cache(tmp_path_factory, worker_id) -> Path:
     """The model-cache folder of every app these tests start (AppTest and the browser's server), as on a server
     that keeps its cache: a config trains once per test run, whichever xdist worker asks first (the workers' temporary
     folders share their parent; checkpoints are written whole, then renamed, so two workers may write one at once).
-    Tests about a first training use a fresh folder."""
+    Tests about a first training use a fresh folder. It starts with the shipped default model (models/), as the
+    server's own folder does in effect: the AppTests' models folder is an empty one of their own."""
     run = tmp_path_factory.getbasetemp()
     folder = (run.parent if worker_id != "master" else run) / "app-model-cache"
-    folder.mkdir(exist_ok=True)
+    (folder / "models").mkdir(parents=True, exist_ok=True)
+    default = load_checkpoint(ROOT / "models" / "tiny-mnist-sample.pt")
+    target = folder / "models" / f"{default.config.key()}.pt"
+    if not target.exists():
+        part = target.with_name(f"{target.name}.{os.getpid()}")
+        shutil.copyfile(ROOT / "models" / "tiny-mnist-sample.pt", part)
+        os.replace(part, target)  # whole: the other worker may be reading it already
     return folder
 
 
@@ -107,6 +116,7 @@ def writable_dirs(tmp_path, monkeypatch) -> SimpleNamespace:
     monkeypatch.setenv("LAYERLENS_DATA", str(dirs.data))
     monkeypatch.setenv("LAYERLENS_CACHE", str(dirs.cache))
     monkeypatch.setenv("LAYERLENS_MODELS", str(dirs.models))
+    monkeypatch.setenv("LAYERLENS_WARM_UP", "0")  # an AppTest computes what its test asks for, nothing ahead
     return dirs
 
 
@@ -165,19 +175,27 @@ def make_image_folder(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory, app_model_cache):
-    """A `streamlit run app.py` server per test module (the modules may run side by side, each on its own)."""
+def app_url(request, tmp_path_factory, app_model_cache):
+    """A `streamlit run app.py` server per test module (the modules may run side by side, each on its own), with the
+    module's SERVER_ENV on top (the warm-up is off unless a module turns it on)."""
     from streamlit_server import streamlit_app
 
     tmp = tmp_path_factory.mktemp("browser")
     env = {"LAYERLENS_CACHE": str(app_model_cache), "LAYERLENS_DATA": str(tmp / "data"),
-           "OMP_NUM_THREADS": str(THREADS), "LAYERLENS_LOG": "info"}
+           "OMP_NUM_THREADS": str(THREADS), "LAYERLENS_LOG": "info", "LAYERLENS_WARM_UP": "0",
+           **getattr(request.module, "SERVER_ENV", {})}
     with streamlit_app(env, log_path=tmp / "streamlit.log") as url:
         SERVER_LOGS[url] = tmp / "streamlit.log"
         yield url
 
 
 SERVER_LOGS: dict[str, Path] = {}  # a browser module's server address → its output
+
+
+@pytest.fixture
+def server_log(app_url) -> Path:
+    """The output of the module's server (LAYERLENS_LOG=info)."""
+    return SERVER_LOGS[app_url]
 
 
 @pytest.hookimpl(hookwrapper=True)

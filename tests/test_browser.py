@@ -7,6 +7,8 @@ from streamlit_server import drag_through, wait_until_idle
 
 skip_without_chromium()
 
+SERVER_ENV = {"LAYERLENS_WARM_UP": "1"}  # this server fits the Traditional ML page's first models before it is opened
+
 
 def test_layers_first_trains_the_default_then_follows_a_new_image(page, app_url):
     page.goto(f"{app_url}/layers")  # a fresh visitor opens the Layers page before any training
@@ -64,7 +66,14 @@ def test_features_page_shows_patches_growing_with_depth(page):
           expect=("block 1: 3×3 px", "block 3: 18×18 px", "ch 0 wants"))
 
 
-def test_traditional_ml_page_compares_and_measures_learning_curves(page):
+def test_traditional_ml_page_compares_and_measures_learning_curves(page, server_log):
+    log = server_log
+    for _ in range(240):  # the warm-up waited for the first trainings of this module, then fitted (or read) five models
+        if "Traditional ML page's 5 first models ready" in log.read_text():
+            break
+        page.wait_for_timeout(500)
+    else:
+        raise AssertionError(f"no warm-up in the server's log:\n{log.read_text()[-3000:]}")
     visit(page, "Traditional ML", "White box or black box?", "classic",
           expect=("Who gets the test images right", "SVM (RBF kernel)", "Side by side on one image"))
     page.get_by_role("button", name="Measure learning curves").click()

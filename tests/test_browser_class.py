@@ -26,9 +26,17 @@ def test_two_students_share_the_queue_see_their_place_in_line_and_can_cancel(pag
         wait_until_idle(ann)
     ann.get_by_role("button", name="Train now").click()
     ann.get_by_text("Training: epoch").first.wait_for(timeout=60_000)
+    bob.get_by_text("Retrain when a setting changes").click()  # bob sets up a config no other test trains: seed 11,
+    wait_until_idle(bob)  # 1 epoch; while ann's trains, he waits in line
+    bob_seed = bob.get_by_label("Random seed")
+    bob_seed.fill("11")
+    bob_seed.press("Enter")
+    wait_until_idle(bob)
     bob_slider = bob.get_by_role("slider", name="Epochs (passes over the data)")
     bob_slider.focus()
-    bob.keyboard.press("ArrowRight")  # another config (one epoch more) while ann's trains: bob waits in line
+    bob.keyboard.press("Home")
+    wait_until_idle(bob)
+    bob.get_by_role("button", name="Train now").click()
     line = bob.get_by_text("1st in line").first
     line.wait_for(timeout=30_000)
     assert "about" in line.inner_text()
@@ -38,12 +46,13 @@ def test_two_students_share_the_queue_see_their_place_in_line_and_can_cancel(pag
     assert bob.locator(ERROR_BOXES).count() == 0
     assert bob.locator("[data-testid='stSidebar']").get_by_text(f"{DEFAULT_EPOCHS} epochs on").count() == 1  # bob kept his model
     wanted = bob_slider.input_value()
+    assert (wanted, bob_seed.input_value()) == ("1", "11"), wanted
     bob.get_by_role("button", name="Train now").click()  # bob changes his mind: back in line
     bob.get_by_text("1st in line").first.wait_for(timeout=30_000)
     ann.get_by_role("button", name="Cancel this training").click()  # ann stops hers, so bob's starts
     ann.get_by_text("You cancelled the training of these settings").first.wait_for(timeout=30_000)
     try:
-        bob.locator("[data-testid='stSidebar']").get_by_text(f"{wanted} epochs on").wait_for(timeout=120_000)
+        bob.locator("[data-testid='stSidebar']").get_by_text(f"{wanted} epoch on").wait_for(timeout=120_000)
     finally:
         shoot(bob, "queue-after")
     for student in students:

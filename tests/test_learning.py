@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from layerlens.learning import (LESSON_IMAGES, HandSteps, batch_indices, descend, gradient_step, layer_changes,
-                                lesson_base, random_start)
+from layerlens.classic import curve_sizes
+from layerlens.learning import (LESSON_IMAGES, HandSteps, batch_indices, data_sizes, descend, gradient_step,
+                                layer_changes, lesson_base, random_start)
 from layerlens.nets import weighted_layers
 from layerlens.training import evaluate
 
@@ -164,3 +165,11 @@ def test_hand_steps_keep_every_loss_and_a_test_check_per_click_and_leave_the_sta
     steps = HandSteps.start(("key", "random"), random_start(tiny_result.config.net, 0), x_test, y_test)
     steps.take(50, tiny_data.x_train, tiny_data.y_train, 1e12, 0, x_test, y_test)
     assert steps.blown and steps.checks[-1][1] != steps.checks[-1][1]  # NaN once the weights blew up
+
+
+@pytest.mark.parametrize("available, sizes", [(4000, [100, 300, 1000, 3000, 4000]), (1000, [100, 300, 1000]),
+                                              (999, [10, 30, 100, 300, 999]), (60, [1, 2, 6, 18, 60]), (3, [1, 3])])
+def test_more_data_trains_the_learning_curves_networks_or_fractions_of_a_small_set(available, sizes):
+    assert data_sizes(available) == sizes
+    if available >= 1000:  # the Traditional ML page's CNN curve: one page finds the other's networks trained
+        assert set(sizes) <= set(curve_sizes(available))

@@ -653,8 +653,11 @@ def test_uploads_are_read_and_bad_ones_explained_while_the_page_keeps_working(ap
     assert "sure this is a 1" in text(at)
 
 
-def test_learning_page_takes_real_steps_and_breaks_learning_without_crashing(app):
+def test_learning_page_takes_real_steps_and_breaks_learning_without_crashing(app, monkeypatch):
+    from layerlens import learning
     from layerlens.learning import gradient_step, random_start
+
+    monkeypatch.setattr(learning, "LESSON_IMAGES", 1000)  # the broken recipes on 1,000 of the 4,000 images: 4× quicker
 
     at = open_page(app, TRAIN)
     open_page(at, LEARNING)
@@ -694,6 +697,7 @@ def test_learning_page_takes_real_steps_and_breaks_learning_without_crashing(app
     assert_clean(at)
     assert at.session_state["learning_steps"].checks[0][1] > 0.9  # stepping on from the trained model
 
+    assert "on at most 1,000 images) with one thing broken" in text(at)
     for name, symptom in [("too_high", "Learning rate far too high"), ("too_low", "Learning rate far too low"),
                           ("sigmoid", "Sigmoid activations"), ("overfit", "training images: 100.0%")]:
         at.button(key=f"learning_btn_{name}").click().run()
@@ -702,7 +706,8 @@ def test_learning_page_takes_real_steps_and_breaks_learning_without_crashing(app
         assert model(at) is trained  # the lessons never replace the visitor's model
     at.button(key="learning_btn_data").click().run()
     assert_clean(at)
-    assert "4,000 images (100%)" in text(at) and len(charts(at)["learning_data_curve"]["data"][0]["x"]) == 5
+    assert "4,000 images (100%)" in text(at) and "100 images (2%)" in text(at)
+    assert list(values(charts(at)["learning_data_curve"]["data"][0]["x"])) == [100, 300, 1000, 3000, 4000]
     assert "(4,000)." in assert_charts_explained(at)["learning_data_curve"]
     assert downloads(at)["learning_btn_data_csv"] == "⬇️ more-data.csv"
     assert "learning_btn_data" in [b.key for b in at.button]  # the page's buttons are read
@@ -792,6 +797,52 @@ def test_a_server_started_again_reads_the_traditional_models_from_disk_and_fits_
     again = open_page(open_page(app_test(), TRAIN), CLASSIC)  # Streamlit's caches cleared: a server start
     assert charts(again)["classic_accuracy"]["data"] == seen
     assert not any("computed again" in c.value for c in again.caption)
+
+
+def test_a_new_server_fits_the_traditional_ml_pages_first_models_before_anyone_asks(app, monkeypatch):
+    """The warm-up fits the page's five default models once the first page is drawn; a visitor who opens the page
+    meanwhile gets them without a second fit, whichever of the two fits each model first."""
+    import server
+
+    monkeypatch.setenv("LAYERLENS_WARM_UP", "1")
+    server.results().store = None  # nothing on disk: every model is fitted here (the app's own results, this test's)
+    fits = []
+    fit = server.fit_classic
+    monkeypatch.setattr(server, "fit_classic", lambda config, *rows: fits.append(config) or fit(config, *rows))
+    app.run()  # Home: the server's first page, after which the warm-up starts
+    at = open_page(open_page(app, TRAIN), CLASSIC)  # opened while the warm-up fits, or after it
+    server.preload_in_background().join(timeout=120)
+    shown = at.session_state["classic_models"]
+    assert sorted(c.key() for c in fits) == sorted(r.config.key() for r in shown)  # each of the five fitted once
+    assert [r.config.model for r in shown] == list(MODELS) and {r.train_images for r in shown} == {4000}
+
+
+def test_the_warm_up_waits_for_trainings_and_gives_up_on_a_queue_never_idle(monkeypatch, caplog):
+    import server
+
+    class Busy:
+        def busy(self):
+            return True
+
+    monkeypatch.setattr(server, "training_queue", Busy)
+    monkeypatch.setattr(server, "fit_classic", lambda *args: pytest.fail("fitted while trainings were waiting"))
+    warm = server.WarmUp()
+    with caplog.at_level("INFO", logger=server.log.name):
+        server.warm_up(warm, idle_wait_s=0.6)
+    assert "the training queue was busy for 1 s" in caplog.text
+    assert (warm.total, warm.ready, warm.at_work) == (5, 0, False)  # a page fits them itself, without waiting
+
+
+def test_a_visitor_waiting_for_the_warm_up_is_told_how_far_it_is_and_how_long_is_left(monkeypatch):
+    import server
+
+    warm = server.WarmUp(total=5)
+    assert warm.progress() == "0 of 5 ready, starting"
+    warm.started = 100.0
+    assert warm.progress() == "0 of 5 ready, the first in a moment"
+    monkeypatch.setattr(server.time, "monotonic", lambda: 104.0)
+    warm.ready = 2
+    assert warm.progress() == "2 of 5 ready, about 6 s left"  # 2 s a model so far, 3 to go
 
 
 IMAGES = "pages/9_images.py"
