@@ -6,8 +6,6 @@ import json
 import zipfile
 
 import numpy as np
-import onnx
-import onnxruntime
 import pandas as pd
 import pytest
 import torch
@@ -34,6 +32,9 @@ def test_the_pt_file_loads_with_torch_and_as_a_layerlens_checkpoint(tiny_result,
 
 
 def test_onnx_gives_the_same_answers_as_torch_and_leaves_the_model_alone(tiny_result, tiny_data):
+    import onnx  # here, not at the top: every xdist worker imports the test files (onnx alone 1.2 s)
+    import onnxruntime
+
     model = tiny_result.model
     before = weights_digest(model), model.training
     data = exports.onnx_bytes(model, tiny_data.classes)
