@@ -55,6 +55,23 @@ def test_onnx_gives_the_same_answers_as_torch_and_leaves_the_model_alone(tiny_re
         np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
 
 
+def test_a_class_downloading_one_model_as_onnx_waits_for_one_export(monkeypatch):
+    """The Train page's ONNX button goes through server.onnx_model: the second student to ask gets the same bytes
+    without a second export (2.6 s of server CPU each)."""
+    import onnx
+    import server
+    from conftest import ROOT
+
+    result = load_checkpoint(ROOT / "models" / "tiny-mnist-sample.pt")
+    exported = []
+    export = exports.onnx_bytes
+    monkeypatch.setattr(exports, "onnx_bytes", lambda model, classes: exported.append(classes) or export(model, classes))
+    first, second = server.onnx_model(result), server.onnx_model(result)
+    assert first == second and len(exported) == 1
+    meta = {p.key: p.value for p in onnx.load_from_string(first).metadata_props}
+    assert json.loads(meta["classes"]) == [str(c) for c in exported[0]]  # the dataset's class names
+
+
 def test_tables_as_csv(tiny_result, tiny_data):
     counts = confusion_matrix(tiny_result.model, tiny_data.x_test, tiny_data.y_test, 3)
     table = pd.read_csv(io.BytesIO(exports.csv_bytes(exports.confusion_rows(counts, tiny_data.classes))))
