@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+import server
 import session
 from layerlens import exports
 from layerlens.formatting import plural
@@ -51,10 +52,12 @@ def page_downloads() -> None:
                                       tables and f"{plural(len(tables), 'table')} (CSV)"]))
     st.divider()
     # made on Streamlit's own thread when clicked (a failure is logged there, with its traceback)
-    st.download_button(f"⬇️ This page as files: {what}, in one zip", lambda: exports.page_zip(figures, tables),
+    st.download_button(f"⬇️ This page as files: {what}, in one zip",
+                       lambda: exports.page_zip(figures, tables, server.figure_pngs),
                        file_name=f"layerlens-{page}.zip", mime="application/zip", key="page_btn_zip",
                        on_click="ignore", disabled=bool(missing),
-                       help=f"Drawn when you click: about {wait} s." if wait else None)
+                       help=f"Drawn when you click: about {wait} s, at once for figures someone already had drawn."
+                       if wait else None)
     if missing:
         st.caption("Drawing PNGs needs Chrome or Chromium on the server (`apt-get install chromium`).")
     elif wait:  # a wait says how long: the browser shows nothing while the server draws

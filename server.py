@@ -7,6 +7,7 @@ on: a model by its config and its weights (model_key), never by its config alone
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib
 import logging
 import os
@@ -312,6 +313,20 @@ def onnx_model(result: TrainResult) -> bytes:
     """The model as ONNX (exports.onnx_bytes: 2.6 s of torch.onnx.export on 2 cores, 8 s the first time in a process),
     made once per model for the whole class: thirty students who download the same model wait for one export."""
     return exports.onnx_bytes(result.model, dataset(result.config.dataset).classes)
+
+
+def figure_pngs(figures: list) -> list[bytes]:
+    """Each figure as PNG for a page's zip (exports.figure_pngs), shared by the class: a figure someone already had
+    drawn (the same figure: the same JSON) is not drawn again, and the rest are drawn in one browser start. Thirty
+    students who download the same page of the same model start the browser once, not thirty times one after the
+    other (4–12 s each)."""
+    keys = [("figure png", hashlib.sha256(fig.to_json().encode()).hexdigest()) for fig in figures]
+    pngs = [results().get(key) for key in keys]
+    missing = [i for i, png in enumerate(pngs) if png is None]
+    for i, png in zip(missing, exports.figure_pngs([figures[i] for i in missing]) if missing else []):
+        results().put(key=keys[i], value=png)
+        pngs[i] = png
+    return pngs
 
 
 @shared_result()

@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 import zipfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -124,11 +125,13 @@ def figure_pngs(figures: list[go.Figure], width: int = PAGE_WIDTH, scale: float 
     return pngs
 
 
-def page_zip(figures: dict[str, tuple[go.Figure, str]], tables: dict[str, list[dict] | pd.DataFrame]) -> bytes:
+def page_zip(figures: dict[str, tuple[go.Figure, str]], tables: dict[str, list[dict] | pd.DataFrame],
+             draw: Callable[[list[go.Figure]], list[bytes]] = figure_pngs) -> bytes:
     """One zip of a page: each figure as a numbered PNG, each table as CSV, and summaries.txt with every figure's
-    one-line summary. figures: name → (figure, summary); tables: name → rows."""
+    one-line summary. figures: name → (figure, summary); tables: name → rows; draw: the figures → their PNGs
+    (figure_pngs, or the server's, which keeps what it drew for the next visitor)."""
     names = [f"{i:02d}-{name}" for i, name in enumerate(figures, start=1)]
-    pngs = figure_pngs([fig for fig, _ in figures.values()])
+    pngs = draw([fig for fig, _ in figures.values()])
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, png in zip(names, pngs):

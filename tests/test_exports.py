@@ -94,13 +94,28 @@ def browser():
         pytest.skip("no Chrome or Chromium here: apt-get install chromium (PNGs are drawn by a headless browser)")
 
 
-def test_a_page_zip_holds_one_png_per_figure_its_tables_and_summaries(browser, tiny_result, tiny_data):
+def test_a_page_zip_holds_one_png_per_figure_its_tables_and_summaries(browser, tiny_result, tiny_data, monkeypatch):
+    """The zip as the page's button makes it, through server.figure_pngs: the class shares the PNGs, so a figure
+    someone already had drawn is not drawn again."""
+    import server
+
+    drawn = []
+    draw = exports.figure_pngs
+    monkeypatch.setattr(exports, "figure_pngs", lambda figures: drawn.append(len(figures)) or draw(figures))
     counts = confusion_matrix(tiny_result.model, tiny_data.x_test, tiny_data.y_test, 3)
-    figures = {"train_history": (plots.history_figure(tiny_result.history), "Loss fell."),
-               "train_confusion": (plots.confusion_figure(counts, tiny_data.classes), "Right on most."),
-               "layers_input": (plots.image_figure(tiny_data.x_test[0]), "A 12×12 grey image.")}
+
+    def page(image: int) -> dict:  # a student's page, drawn from scratch as each visitor's run draws it
+        return {"train_history": (plots.history_figure(tiny_result.history), "Loss fell."),
+                "train_confusion": (plots.confusion_figure(counts, tiny_data.classes), "Right on most."),
+                "layers_input": (plots.image_figure(tiny_data.x_test[image]), "A 12×12 grey image.")}
+
     rows = exports.confusion_rows(counts, tiny_data.classes)
-    archive = zipfile.ZipFile(io.BytesIO(exports.page_zip(figures, {"confusion-matrix": rows})))
+    archive = zipfile.ZipFile(io.BytesIO(exports.page_zip(page(0), {"confusion-matrix": rows}, server.figure_pngs)))
+    figures = page(0)
+    again = zipfile.ZipFile(io.BytesIO(exports.page_zip(figures, {}, server.figure_pngs)))  # the next student
+    assert all(again.read(name) == archive.read(name) for name in again.namelist() if name.endswith(".png"))
+    exports.page_zip(page(1), {}, server.figure_pngs)  # another test image: only that figure is drawn
+    assert drawn == [3, 1]  # two browser starts for three pages
     assert sorted(archive.namelist()) == ["01-train_history.png", "02-train_confusion.png", "03-layers_input.png",
                                           "confusion-matrix.csv", "summaries.txt"]
     for name, (figure, _) in zip(sorted(n for n in archive.namelist() if n.endswith(".png")), figures.values()):
