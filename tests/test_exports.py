@@ -59,8 +59,9 @@ def test_a_class_downloading_one_model_as_onnx_waits_for_one_export(monkeypatch)
     """The Train page's ONNX button goes through server.onnx_model: the second student to ask gets the same bytes
     without a second export (2.6 s of server CPU each)."""
     import onnx
-    import server
     from conftest import ROOT
+
+    import server
 
     result = load_checkpoint(ROOT / "models" / "tiny-mnist-sample.pt")
     exported = []
