@@ -56,9 +56,9 @@ def page_downloads() -> None:
                        lambda: exports.page_zip(figures, tables, server.figure_pngs),
                        file_name=f"layerlens-{page}.zip", mime="application/zip", key="page_btn_zip",
                        on_click="ignore", disabled=bool(missing),
-                       help=f"Drawn when you click: about {wait} s, at once for figures someone already had drawn."
-                       if wait else None)
+                       help=f"Drawn when you click: about {wait} s." if wait else None)
     if missing:
         st.caption("Drawing PNGs needs Chrome or Chromium on the server (`apt-get install chromium`).")
     elif wait:  # a wait says how long: the browser shows nothing while the server draws
-        st.caption(f"The figures are drawn when you click: about {wait} s, then your browser saves the zip.")
+        st.caption(f"The figures are drawn when you click: about {wait} s (at once where someone else already had "
+                   "the same figures drawn), then your browser saves the zip.")
