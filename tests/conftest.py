@@ -218,7 +218,7 @@ def browser():
     """Debian's Chromium, headless, per browser test module."""
     from streamlit_server import chromium
 
-    with chromium() as browser:
+    with chromium(still=True) as browser:
         yield browser
 
 

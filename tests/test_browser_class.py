@@ -24,10 +24,8 @@ def test_two_students_share_the_queue_see_their_place_in_line_and_can_cancel(pag
         ann.get_by_role("slider", name=name).focus()
         ann.keyboard.press(key)
         wait_until_idle(ann)
-    ann.get_by_role("button", name="Train now").click()
-    ann.get_by_text("Training: epoch").first.wait_for(timeout=60_000)
     bob.get_by_text("Retrain when a setting changes").click()  # bob sets up a config no other test trains: seed 11,
-    wait_until_idle(bob)  # 1 epoch; while ann's trains, he waits in line
+    wait_until_idle(bob)  # 1 epoch (before ann's training starts, so that it runs no longer than the test needs)
     bob_seed = bob.get_by_label("Random seed")
     bob_seed.fill("11")
     bob_seed.press("Enter")
@@ -36,7 +34,9 @@ def test_two_students_share_the_queue_see_their_place_in_line_and_can_cancel(pag
     bob_slider.focus()
     bob.keyboard.press("Home")
     wait_until_idle(bob)
-    bob.get_by_role("button", name="Train now").click()
+    ann.get_by_role("button", name="Train now").click()
+    ann.get_by_text("Training: epoch").first.wait_for(timeout=60_000)
+    bob.get_by_role("button", name="Train now").click()  # while ann's trains, bob waits in line
     line = bob.get_by_text("1st in line").first
     line.wait_for(timeout=30_000)
     assert "about" in line.inner_text()
