@@ -27,7 +27,8 @@ MODEL_FIELDS = {"data": ("dataset", None), "ch": (None, "channels"), "k": (None,
                 "act": (None, "activation"), "dense": (None, "dense"), "drop": (None, "dropout"),
                 "opt": ("optimizer", None), "lr": ("learning_rate", None), "bs": ("batch_size", None),
                 "ep": ("epochs", None), "n": ("train_size", None), "sched": ("schedule", None),
-                "mirror": ("augment", None), "seed": ("seed", None)}
+                "mirror": ("augment", None), "seed": ("seed", None), "hard": ("hardest", None)}
+OPTIONAL_FIELDS = ("hard",)  # added later: a link made before it existed trains as it did then (TrainConfig's default)
 VIEW_TYPES = (bool, int, float, str)
 NOTE_KEY = "link_note"  # a sentence about the link, shown once
 # flags a link may carry besides the model and the view: presenter view, Train settings hidden from students, the
@@ -64,7 +65,7 @@ def _typed(text: str, like):
 def config_from(params: dict[str, str]) -> tuple[TrainConfig, ImageData]:
     """The TrainConfig a link describes, and its data; ValueError in words when it is impossible (unknown dataset, a network
     that cannot be built, a setting that is not a number)."""
-    missing = [name for name in MODEL_FIELDS if name not in params]
+    missing = [name for name in MODEL_FIELDS if name not in params and name not in OPTIONAL_FIELDS]
     if missing:
         raise ValueError(f"it lacks the settings {', '.join(missing)}")
     name = params["data"]
@@ -72,7 +73,7 @@ def config_from(params: dict[str, str]) -> tuple[TrainConfig, ImageData]:
     net, train = {}, {}
     net_defaults, train_defaults = NetConfig(), TrainConfig()
     for query, (field, net_field) in MODEL_FIELDS.items():
-        if query == "data":
+        if query == "data" or query not in params:
             continue
         try:
             if net_field:

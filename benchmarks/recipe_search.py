@@ -8,7 +8,8 @@ pixels (a random crop of the reflect-padded image), three of airbench's ideas fo
 2024): alternating mirroring (mirror="alternate"), first kernels started as patch whitening (whiten=True), and its
 network shape, two convs per block (double=widths), which the app's pages cannot show, and training on the hardest
 images only (hard=share: after the first full_epochs, each epoch trains on that share of the images, those with the
-highest loss when last seen, pick="top", or drawn with chances in proportion to it, pick="loss"; a cheap form of
+highest loss when last seen, pick="top", drawn with chances in proportion to it, pick="loss", or at random,
+pick="random"; a cheap form of
 selective backprop, Jiang et al. 2019); train_size=n trains on the first n images only. It prints the machine, then
 one JSON line per recipe: seconds of training, test accuracy, and with --mirror-test the accuracy with test-time
 mirroring.
@@ -124,6 +125,8 @@ def train(data, preset: str, epochs: int, batch: int = 128, lr: float = 0.02, op
         if hard and epoch >= full_epochs:  # selective training: the `hard` share of images with the highest last loss
             if pick == "top":
                 order = last_loss.topk(kept).indices
+            elif pick == "random":  # the same number of images, whatever their loss: what choosing by loss adds
+                order = torch.randperm(len(x), generator=generator)[:kept]
             else:  # drawn without replacement, each image with a chance in proportion to its last loss
                 order = torch.multinomial(last_loss + 1e-3, kept, replacement=False, generator=generator)
             order = order[torch.randperm(len(order), generator=generator)]

@@ -71,7 +71,12 @@ CANDIDATES = {
                       ("wide", dict(epochs=3, batch_size=128, learning_rate=0.02), {}),
                       ("wide", dict(epochs=3, batch_size=128, learning_rate=0.02, augment=True), {}),
                       ("wide", dict(epochs=4, batch_size=256, learning_rate=0.02), {}),
-                      ("wide", dict(epochs=4, batch_size=128, learning_rate=0.02), {})],
+                      ("wide", dict(epochs=4, batch_size=128, learning_rate=0.02), {}),
+                      # after epoch 1, only the hardest images (the highest loss when last seen): TrainConfig.hardest
+                      ("wide", dict(epochs=4, batch_size=128, learning_rate=0.02, hardest=0.33), {}),
+                      ("wide", dict(epochs=5, batch_size=128, learning_rate=0.02, hardest=0.25), {}),
+                      ("wide", dict(epochs=5, batch_size=128, learning_rate=0.02, hardest=0.33), {}),
+                      ("wide", dict(epochs=6, batch_size=128, learning_rate=0.02, hardest=0.25), {})],
     "cifar10": [("deep", dict(epochs=4, batch_size=128, learning_rate=0.005), dict(channels=(24, 48, 96, 192))),
                 ("deep", dict(epochs=4, batch_size=128, learning_rate=0.005), {}),  # 16 first-layer channels
                 ("deep", dict(epochs=5, batch_size=128, learning_rate=0.005), {}),
@@ -262,7 +267,7 @@ def recipe_table(args, machine: dict) -> None:
     print("\n| dataset | preset | changes | epochs | batch | lr | seconds | at 70 GFLOP/s | accuracy (worst seed) "
           "| GFLOP/s | share of sgemm | target met | chosen |\n|" + " --- |" * 13)
     for row in rows:
-        changes = ", ".join(f"{k}={row[k]}" for k in ("channels", "dense", "augment") if k in row) or "—"
+        changes = ", ".join(f"{k}={row[k]}" for k in ("channels", "dense", "augment", "hardest") if k in row) or "—"
         print(f"| {row['dataset']} | {row['preset']} | {changes} | {row['epochs']} | {row['batch_size']} | "
               f"{row['learning_rate']} | {row['seconds']:.1f} | {row['seconds_at_70']:.1f} | "
               f"{row['test_accuracy']:.2%} | {row['training_gflops']} | {row['share_of_sgemm']:.0%} | "

@@ -59,11 +59,11 @@ def forward_flops(net: NetConfig) -> int:
 
 
 def training_flops(config: TrainConfig, train_images: int, test_images: int) -> int:
-    """Operations of a whole training: forward and backward (≈ 3 forwards) per image and epoch, plus the test
-    images scored after every epoch."""
+    """Operations of a whole training: forward and backward (≈ 3 forwards) per image trained on (every image in
+    epoch 1, then every image or the config's share of the hardest), plus the test images scored after every epoch."""
     n = min(config.train_size or train_images, train_images)
     scored = epoch_test_images(n, test_images) * (config.epochs - 1) + test_images
-    return forward_flops(config.net) * (3 * n * config.epochs + scored)
+    return forward_flops(config.net) * (3 * (n + config.hardest_images(n) * (config.epochs - 1)) + scored)
 
 
 @dataclass(eq=False)

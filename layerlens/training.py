@@ -19,13 +19,16 @@ OPTIMIZERS = ("adam", "sgd")
 EPOCH_TEST_IMAGES = 2000  # at most this many test images scored after each epoch but the last (which scores all)
 MIN_EPOCH_TEST_IMAGES = 500  # and at least this many (where the test set has them): a curve steady to about 2 points
 SCHEDULES = ("onecycle", "constant")
+MIN_FOCUSED_STEPS = 100  # training on the hardest images only (TrainConfig.hardest) where it keeps this many updates
 
 # Recommended training settings per preset (the Train page and the CLI start from these): the fastest recipe found to
 # reach each dataset's target accuracy, `python benchmarks/train_speed.py --recipes` prints the table that chose them.
 PRESET_TRAINING = {
     "tiny": dict(epochs=4, batch_size=64, learning_rate=0.01),
     "lenet": dict(epochs=2, batch_size=256, learning_rate=0.02),
-    "wide": dict(epochs=3, batch_size=128, learning_rate=0.02),
+    # after epoch 1, a third of the images, drawn by their loss (TrainConfig.hardest): Fashion-MNIST 91.8–92.3% in
+    # 46–55 s at sgemm 68–69, where 3 full epochs take 59 s for 91.6–91.9% (README, "Training recipes")
+    "wide": dict(epochs=5, batch_size=128, learning_rate=0.02, hardest=0.33),
     "deep": dict(epochs=4, batch_size=128, learning_rate=0.005),
 }
 
@@ -44,13 +47,16 @@ class TrainConfig:
     schedule: str = "onecycle"  # one-cycle warms up then anneals the learning rate: fast, stable
     augment: bool = False  # random horizontal flips (for photos, not digits)
     seed: int = 0
+    # after epoch 1, each epoch trains only on this share of the training images: those the network got most wrong
+    # (highest loss) when it last saw them; 1.0 = every image, every epoch
+    hardest: float = 1.0
 
     def validate(self) -> None:
         """Raise ValueError with a message a student can act on."""
         if not isinstance(self.net, NetConfig):
             raise ValueError("The network's settings are missing.")
         self.net.validate()
-        check_types({"learning_rate": self.learning_rate}, (int, float))
+        check_types({"learning_rate": self.learning_rate, "hardest": self.hardest}, (int, float))
         check_types({name: getattr(self, name) for name in ("batch_size", "epochs", "train_size", "seed")}, int)
         check_types({"dataset": self.dataset, "optimizer": self.optimizer, "schedule": self.schedule}, str)
         check_types({"augment": self.augment}, bool)
@@ -62,6 +68,21 @@ class TrainConfig:
             raise ValueError(f"The learning rate must be positive (got {self.learning_rate}).")
         if self.batch_size < 1 or self.epochs < 1 or self.train_size < 0:
             raise ValueError("Batch size and epochs must be at least 1, and the training size not negative.")
+        if not 0 < self.hardest <= 1:
+            raise ValueError(f"The share of hardest images trained on after epoch 1 must be above 0% and at most "
+                             f"100% (got {self.hardest:.0%}).")
+
+    def hardest_images(self, images: int) -> int:
+        """How many of `images` training images each epoch after the first trains on: the config's share, or every
+        image where the share would leave the run fewer than MIN_FOCUSED_STEPS weight updates. On a small set one epoch
+        teaches too little for the losses to say which images are hard, and fewer updates cost the most there: 300
+        sample digits, 8 epochs, fall from 81.6% to 25–27% on half of them, chosen by loss or at random alike
+        (README, "Training recipes")."""
+        if self.hardest >= 1:
+            return images
+        kept = max(1, round(self.hardest * images))
+        steps = math.ceil(images / self.batch_size) + math.ceil(kept / self.batch_size) * (self.epochs - 1)
+        return kept if steps >= MIN_FOCUSED_STEPS else images
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -71,8 +92,12 @@ class TrainConfig:
         return cls(**{**d, "net": NetConfig.from_dict(d["net"])})
 
     def key(self) -> str:
-        """Stable hash of the config: the cache key for the model it trains."""
-        return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        """Stable hash of the config: the cache key for the model it trains. A setting added later is left out
+        while it has the value that trains as before it existed, so saved models keep their keys."""
+        settings = self.to_dict()
+        if settings["hardest"] == 1:
+            del settings["hardest"]
+        return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -199,8 +224,10 @@ def updates_taken(result: TrainResult) -> int:
     """How many times training changed the weights: one update per batch, every epoch."""
     if result.history.step_loss:
         return len(result.history.step_loss)
-    m = result.metrics
-    return m["epochs"] * math.ceil(m["train_images"] / result.config.batch_size)
+    m, config = result.metrics, result.config
+    later = config.hardest_images(m["train_images"])
+    return (math.ceil(m["train_images"] / config.batch_size)
+            + max(m["epochs"] - 1, 0) * math.ceil(later / config.batch_size))
 
 
 def training_problem(result: TrainResult) -> str | None:
@@ -295,12 +322,14 @@ def curve_train_config(config: TrainConfig, size: int, available: int) -> TrainC
 
     Small sets get smaller batches and more epochs, at least MIN_CURVE_STEPS updates, so the
     network is not starved of updates: only the amount of data changes, not the amount of training.
+    They train on every image every epoch (hardest=1): skipping the easy images saves time on tens of thousands,
+    and would cut the updates a few hundred need.
     """
     if size >= available:
         return dataclasses.replace(config, train_size=0)
     batch = min(config.batch_size, max(8, size // 10))
     epochs = max(config.epochs, min(MAX_CURVE_EPOCHS, math.ceil(MIN_CURVE_STEPS / math.ceil(size / batch))))
-    return dataclasses.replace(config, train_size=size, batch_size=batch, epochs=epochs)
+    return dataclasses.replace(config, train_size=size, batch_size=batch, epochs=epochs, hardest=1.0)
 
 
 def _divergence_message(epoch: int, step: int, config: TrainConfig) -> str:
@@ -401,11 +430,28 @@ class _Run:
     recorders: list[Recorder]
     on_step: Callable[[Progress], None] | None
     step: int = 0
+    images: int = 0  # trained on so far, counting each time an image is seen
     diverged: str | None = None
+    # per training image, its loss and whether the network got it right when it last trained on it (hardest < 1)
+    last_loss: torch.Tensor | None = None
+    last_correct: torch.Tensor | None = None
 
     @property
     def total_steps(self) -> int:
-        return math.ceil(len(self.x) / self.config.batch_size) * self.config.epochs
+        n, bs = len(self.x), self.config.batch_size
+        return math.ceil(n / bs) + math.ceil(self.config.hardest_images(n) / bs) * (self.config.epochs - 1)
+
+    def order(self, epoch: int) -> torch.Tensor:
+        """The images epoch trains on, in a seeded random order: all of them, or after epoch 1 the config's share,
+        drawn by their loss when last seen."""
+        n = len(self.x)
+        kept = self.config.hardest_images(n)
+        if epoch == 1 or kept == n:
+            return torch.randperm(n, generator=self.generator).to(self.x.device)
+        # drawn without replacement, each image with a chance in proportion to its loss when last seen: mostly those it
+        # still gets wrong, now and then one it got right (so that an image it has since forgotten comes back)
+        chosen = torch.multinomial(self.last_loss.cpu() + 1e-3, kept, replacement=False, generator=self.generator)
+        return chosen[torch.randperm(kept, generator=self.generator)].to(self.x.device)
 
 
 def _start(config: TrainConfig, data: ImageData, device: torch.device,
@@ -426,6 +472,9 @@ def _start(config: TrainConfig, data: ImageData, device: torch.device,
         optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=0.9)
     run = _Run(config, model, optimizer, None, generator, x, y, History(),
                [Kernels(model), States(model), Weights(model)], on_step)
+    if config.hardest_images(len(x)) < len(x):
+        run.last_loss = torch.zeros(len(x), device=x.device)
+        run.last_correct = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     if config.schedule == "onecycle":
         run.scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.learning_rate,
                                                             total_steps=run.total_steps)
@@ -433,12 +482,13 @@ def _start(config: TrainConfig, data: ImageData, device: torch.device,
 
 
 def train_epoch(run: _Run, epoch: int) -> tuple[float, float]:
-    """One pass over the training images in a seeded random order; returns its mean loss and accuracy (on the
-    images seen so far, when the loss blows up and the run stops)."""
+    """One pass over the training images (run.order) in a seeded random order; returns its mean loss and accuracy
+    (on the images seen so far, when the loss blows up and the run stops). An epoch on the hardest images only returns
+    them over all training images, each as the network last saw it."""
     config, model, x, y, bs = run.config, run.model, run.x, run.y, run.config.batch_size
-    n = len(x)
     model.train()
-    perm = torch.randperm(n, generator=run.generator).to(x.device)
+    perm = run.order(epoch)
+    n = len(perm)
     loss_sum, correct, seen = 0.0, 0, 0
     for i in range(0, n, bs):
         idx = perm[i:i + bs]
@@ -447,7 +497,13 @@ def train_epoch(run: _Run, epoch: int) -> tuple[float, float]:
             flip = (torch.rand(len(idx), generator=run.generator) < 0.5).to(x.device)
             xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
         logits = model(xb)
-        loss = nn.functional.cross_entropy(logits, yb)
+        if run.last_loss is None:
+            loss = nn.functional.cross_entropy(logits, yb)
+        else:  # each image's loss, kept: the next epochs train on those with the highest
+            losses = nn.functional.cross_entropy(logits, yb, reduction="none")
+            loss = losses.mean()
+            run.last_loss[idx] = losses.detach()
+            run.last_correct[idx] = logits.detach().argmax(1) == yb
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         for recorder in run.recorders:
@@ -456,6 +512,7 @@ def train_epoch(run: _Run, epoch: int) -> tuple[float, float]:
         if run.scheduler:
             run.scheduler.step()
         run.step += 1
+        run.images += len(idx)
         loss_value, batch_correct = loss.item(), (logits.argmax(1) == yb).sum().item()
         batch_accuracy = batch_correct / len(yb)
         run.history.step_loss.append(loss_value)
@@ -468,6 +525,8 @@ def train_epoch(run: _Run, epoch: int) -> tuple[float, float]:
         seen += len(yb)
         if run.on_step and i + bs < n:
             run.on_step(Progress(epoch, run.step, run.total_steps, loss_value, batch_accuracy))
+    if n < len(x) and not run.diverged:
+        return run.last_loss.mean().item(), run.last_correct.float().mean().item()
     return loss_sum / max(seen, 1), correct / max(seen, 1)
 
 
@@ -525,7 +584,7 @@ def _finished(model: Net) -> Net:
 
 def _metrics(run: _Run, dataset: str, device: torch.device, seconds: float, train_seconds: float) -> dict:
     n, history = len(run.x), run.history
-    images = run.step * run.config.batch_size if run.step < run.total_steps else n * run.config.epochs
+    images = run.images
     return {
         "dataset": dataset,
         "params": sum(parameter_counts(run.model).values()),

@@ -13,7 +13,7 @@ from layerlens import exports, plots, summaries
 from layerlens.data import ImageData
 from layerlens.formatting import percent
 from layerlens.inspection import layer_table
-from layerlens.training import TrainConfig, TrainResult, training_problem
+from layerlens.training import MIN_FOCUSED_STEPS, TrainConfig, TrainResult, training_problem
 
 chrome.inside_navigation()
 
@@ -61,6 +61,15 @@ def results(result: TrainResult) -> None:
     cols[3].metric("Learned weights", f"{m['params']:,}")
     cols[4].metric("Images per second", f"{m['images_per_second']:,.0f}", help=f"on {m['device']}")
     charts.chart(plots.history_figure(result.history), "train_history", summaries.history_summary(result.history))
+    images, config = m["train_images"], result.config
+    if config.hardest_images(images) < images:
+        st.caption(f"After epoch 1, each epoch trained on {config.hardest_images(images):,} of the {images:,} "
+                   f"training images ({config.hardest:.0%}), drawn by their loss when the network last saw them: "
+                   f"mostly the ones it still got wrong. So the batch loss jumps up after epoch 1, and each later "
+                   f"epoch takes a fraction of the time. Train accuracy counts every image as the network last saw it.")
+    elif config.hardest < 1:
+        st.caption(f"Every image, every epoch: training on the hardest {config.hardest:.0%} after epoch 1 would leave "
+                   f"fewer than {MIN_FOCUSED_STEPS} weight updates on {images:,} images, too few to learn from.")
     st.subheader("The network, layer by layer")
     st.caption("Each box is a layer; its output (channels × height × width) is the next layer's input. The numbers "
                "under it are its learned weights. Real networks range from hundreds of weights to billions.")

@@ -225,16 +225,28 @@ def link_params(**settings) -> dict[str, str]:
 
 def test_a_link_rebuilds_its_model_and_the_train_page_shows_its_settings(app):
     params = link_params(epochs=2, seed=3)
+    del params["hard"]  # a link made before that setting existed: every image, every epoch, as then
     for key, value in params.items():
         app.query_params[key] = value
     app.run()
     assert_clean(app)
     linked = model(app)
-    assert (linked.config.epochs, linked.config.seed, linked.metrics["epochs"]) == (2, 3, 2)
+    assert (linked.config.epochs, linked.config.seed, linked.metrics["epochs"], linked.config.hardest) == (2, 3, 2, 1)
     assert {k: app.query_params[k] for k in params} == params  # the address bar keeps the link
     open_page(app, TRAIN)
     assert model(app) is linked  # the Train page's widgets describe it: nothing retrains
     assert app.slider(key="train_epochs").value == 2 and app.number_input(key="train_seed").value == 3
+    assert app.select_slider(key="train_hardest").value == 1
+
+
+def test_a_link_carries_the_share_of_hardest_images(app):
+    for key, value in link_params(epochs=3, hardest=0.5).items():
+        app.query_params[key] = value
+    app.run()
+    assert_clean(app)
+    assert (model(app).config.hardest, app.query_params["hard"]) == (0.5, "0.5")
+    open_page(app, TRAIN)
+    assert model(app).config.hardest == 0.5 and app.select_slider(key="train_hardest").value == 0.5
 
 
 @pytest.mark.parametrize("page, view, shown", [
@@ -263,6 +275,7 @@ def test_a_link_opens_its_page_with_its_view(app, page, view, shown):
     ({"ch": "8-x"}, "its setting ch='8-x' is not valid"),
     ({"data": "imagenet"}, "imagenet"),
     ({"seed": None}, "it lacks the settings seed"),
+    ({"hard": "2"}, "at most 100%"),
 ])
 def test_an_impossible_link_gets_a_sentence_and_the_default(app, change, sentence):
     params = {**link_params(epochs=2), **change}
@@ -351,6 +364,27 @@ def test_auto_retrain_off_waits_for_the_train_button(app):
     at.run()
     assert_clean(at)
     assert model(at).config.epochs == 2
+
+
+def test_a_preset_sets_its_share_of_hardest_images_and_the_caption_explains_it(app):
+    at = open_page(app, TRAIN)
+    assert at.select_slider(key="train_hardest").value == 1  # tiny: every image, every epoch
+    at.toggle(key="train_auto").set_value(False)
+    at.selectbox(key="train_preset").set_value("wide")
+    at.run()
+    assert_clean(at)
+    assert (at.slider(key="train_epochs").value, at.select_slider(key="train_hardest").value) == (
+        PRESET_TRAINING["wide"]["epochs"], PRESET_TRAINING["wide"]["hardest"])
+    at.selectbox(key="train_preset").set_value("tiny")
+    at.run()
+    assert at.select_slider(key="train_hardest").value == 1
+    at.select_slider(key="train_hardest").set_value(0.5)
+    at.button(key="train_btn_train").click()
+    at.run()
+    assert_clean(at)
+    assert model(at).config.hardest == 0.5
+    said = [c.value for c in at.caption if "After epoch 1" in c.value]  # why the loss jumps after epoch 1
+    assert len(said) == 1 and "on 2,000 of the 4,000 training images (50%), drawn by their loss" in said[0]
 
 
 def test_save_a_model_to_the_models_folder_and_load_it_back(app, writable_dirs):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 
@@ -11,9 +12,11 @@ from torch import nn
 
 from layerlens.checkpoints import load_checkpoint, save_checkpoint
 from layerlens.features import settling_order
+from layerlens.jobs import training_flops
 from layerlens.nets import Net, NetConfig, parameter_counts
-from layerlens.training import (MIN_CURVE_STEPS, PRESET_TRAINING, History, Progress, TrainConfig, curve_train_config,
-                                evaluate, fit, preset_train_config, training_problem, training_subset)
+from layerlens.training import (MIN_CURVE_STEPS, MIN_FOCUSED_STEPS, PRESET_TRAINING, History, Progress, TrainConfig,
+                                _start, curve_train_config, evaluate, fit, preset_train_config, training_problem, training_subset,
+                                updates_taken)
 
 
 def steps_per_run(config: TrainConfig, images: int) -> int:
@@ -149,6 +152,8 @@ def test_data_that_does_not_fit_the_network_is_refused(tiny_config, tiny_data):
     (dict(batch_size=0), "Batch size"),
     (dict(epochs=0), "epochs"),
     (dict(train_size=-1), "training size"),
+    (dict(hardest=0.0), "hardest images trained on after epoch 1 must be above 0%"),
+    (dict(hardest=1.5), "at most 100%"),
 ])
 def test_bad_training_settings_are_refused(tiny_config, tiny_data, changes, message):
     config = dataclasses.replace(tiny_config, **changes)
@@ -175,7 +180,7 @@ def test_key_is_stable_for_equal_configs(tiny_config):
 
 @pytest.mark.parametrize("changes", [
     dict(dataset="other"), dict(optimizer="sgd"), dict(learning_rate=0.003), dict(batch_size=32), dict(epochs=7),
-    dict(train_size=30), dict(schedule="constant"), dict(augment=True), dict(seed=1),
+    dict(train_size=30), dict(schedule="constant"), dict(augment=True), dict(seed=1), dict(hardest=0.5),
 ], ids=lambda c: next(iter(c)))
 def test_key_changes_with_every_training_field(tiny_config, changes):
     assert dataclasses.replace(tiny_config, **changes).key() != tiny_config.key()
@@ -195,14 +200,69 @@ def test_every_field_is_covered_by_the_key_tests():
     # a field added later must get a line in the two tests above
     assert {f.name for f in dataclasses.fields(TrainConfig)} == {
         "net", "dataset", "optimizer", "learning_rate", "batch_size", "epochs", "train_size", "schedule", "augment",
-        "seed"}
+        "seed", "hardest"}
     assert {f.name for f in dataclasses.fields(NetConfig)} == {
         "in_channels", "image_size", "num_classes", "mean", "std", "channels", "kernel_size", "first_kernel_size",
         "padding", "batch_norm", "activation", "dropout", "dense"}
 
 
+def test_a_setting_added_later_keeps_the_keys_of_models_trained_before_it(tiny_config):
+    # hardest=1 trains as before the setting existed: the key leaves it out, so saved and shipped models still load
+    settings = tiny_config.to_dict()
+    del settings["hardest"]
+    before = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    assert tiny_config.hardest == 1 and tiny_config.key() == before
+    assert dataclasses.replace(tiny_config, hardest=0.33).key() != before
+
+
+def test_after_epoch_one_only_a_share_of_the_images_is_trained_on(tiny_config, tiny_data):
+    config = dataclasses.replace(tiny_config, epochs=12, hardest=0.5, batch_size=4)
+    n = len(tiny_data.x_train)
+    kept = config.hardest_images(n)
+    assert kept == round(0.5 * n)
+    result = fit(config, tiny_data)
+    steps = math.ceil(n / 4) + 11 * math.ceil(kept / 4)
+    assert steps >= MIN_FOCUSED_STEPS and len(result.history.step_loss) == steps
+    assert result.metrics["epochs"] == 12 and updates_taken(result) == steps
+    assert training_flops(config, n, len(tiny_data.x_test)) < training_flops(
+        dataclasses.replace(config, hardest=1.0), n, len(tiny_data.x_test))
+    # the train accuracy counts every image as last seen, not the hard half alone; the bars are still learnt
+    assert result.history.epoch_train_accuracy[-1] == result.metrics["train_accuracy"] > 0.9
+    assert result.metrics["test_accuracy"] > 0.6
+
+
+def test_a_share_that_leaves_too_few_updates_trains_every_image(tiny_config, tiny_data):
+    # 60 images, 8 epochs at batch 16: 4 + 7 × 2 = 18 updates with half of them, too few (README: 300 digits fall from
+    # 81.6% to 25–27% that way), so every image, every epoch: the same model as without the setting
+    config = dataclasses.replace(tiny_config, epochs=8, hardest=0.5)
+    n = len(tiny_data.x_train)
+    assert config.hardest_images(n) == n and config.key() != tiny_config.key()
+    focused, plain = fit(config, tiny_data), fit(dataclasses.replace(config, hardest=1.0), tiny_data)
+    assert len(focused.history.step_loss) == 8 * math.ceil(n / 16)
+    assert torch.equal(focused.model.layers.classifier.weight, plain.model.layers.classifier.weight)
+
+
+def test_the_images_are_drawn_by_their_last_loss(tiny_config, tiny_data):
+    config = dataclasses.replace(tiny_config, epochs=25, hardest=0.25, batch_size=4)
+    run = _start(config, tiny_data, torch.device("cpu"), None)
+    n = len(run.x)
+    assert sorted(run.order(1).tolist()) == list(range(n))  # epoch 1: every image
+    run.last_loss = torch.zeros(n)
+    hard = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:n // 2]
+    run.last_loss[hard] = 10.0  # half the images wrong, half right (loss 0: a chance 10,000 times smaller)
+    kept = config.hardest_images(n)
+    chosen = run.order(2)
+    assert kept == round(0.25 * n) and len(chosen) == len(set(chosen.tolist())) == kept
+    assert set(chosen.tolist()) <= set(hard.tolist())
+    assert chosen.tolist() != run.order(3).tolist()  # drawn again each epoch
+    run.last_loss = torch.ones(n)  # all alike: any image may come
+    drawn = torch.cat([run.order(e) for e in range(2, 12)])
+    assert len(set(drawn.tolist())) > 0.9 * n
+    assert run.total_steps == math.ceil(n / 4) + (config.epochs - 1) * math.ceil(kept / 4)
+
+
 def test_config_round_trips_through_a_dict_and_json(tiny_config):
-    config = dataclasses.replace(tiny_config, optimizer="sgd", train_size=30, schedule="constant", seed=5)
+    config = dataclasses.replace(tiny_config, optimizer="sgd", train_size=30, schedule="constant", seed=5, hardest=0.33)
     assert TrainConfig.from_dict(config.to_dict()) == config
     again = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert again == config and again.key() == config.key()
