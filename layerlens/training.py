@@ -47,8 +47,8 @@ class TrainConfig:
     schedule: str = "onecycle"  # one-cycle warms up then anneals the learning rate: fast, stable
     augment: bool = False  # random horizontal flips (for photos, not digits)
     seed: int = 0
-    # after epoch 1, each epoch trains only on this share of the training images: those the network got most wrong
-    # (highest loss) when it last saw them; 1.0 = every image, every epoch
+    # after epoch 1, each epoch trains only on this share of the training images, drawn by their loss when the network
+    # last saw them (mostly those it gets wrong), where the run keeps MIN_FOCUSED_STEPS updates; 1.0 = every image
     hardest: float = 1.0
 
     def validate(self) -> None:
@@ -432,7 +432,8 @@ class _Run:
     step: int = 0
     images: int = 0  # trained on so far, counting each time an image is seen
     diverged: str | None = None
-    # per training image, its loss and whether the network got it right when it last trained on it (hardest < 1)
+    # per training image, its loss and whether the network got it right when it last trained on it (when the run
+    # skips images: TrainConfig.hardest_images)
     last_loss: torch.Tensor | None = None
     last_correct: torch.Tensor | None = None
 
@@ -499,7 +500,7 @@ def train_epoch(run: _Run, epoch: int) -> tuple[float, float]:
         logits = model(xb)
         if run.last_loss is None:
             loss = nn.functional.cross_entropy(logits, yb)
-        else:  # each image's loss, kept: the next epochs train on those with the highest
+        else:  # each image's loss, kept: the next epochs draw their images by it
             losses = nn.functional.cross_entropy(logits, yb, reduction="none")
             loss = losses.mean()
             run.last_loss[idx] = losses.detach()
