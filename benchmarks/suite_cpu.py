@@ -1,0 +1,67 @@
+"""The CPU a command's processes spend, by process name: where a CPU-bound test suite's time goes.
+
+It runs the command, reads every process's CPU time from /proc twice a second (a process that ends between two reads
+loses its last half second), and prints the wall time, how busy the machine was (/proc/stat) and the CPU-seconds per
+process name, Chromium's processes together. Linux only.
+
+    python benchmarks/suite_cpu.py                          # the test suite: python -m pytest -q
+    python benchmarks/suite_cpu.py python -m pytest -q tests/test_browser.py -n 0
+
+On 2026-12-07 (2-core AMD EPYC, AVX2, sgemm 68–70) the suite took 342 s, 95% busy: Python 391 CPU-s, Chromium 212; with
+the tests' Chromium drawing no animations (streamlit_server.chromium(still=True)), 326 s: Chromium 185 (README).
+"""
+from __future__ import annotations
+
+import collections
+import os
+import subprocess
+import sys
+import time
+
+from _bench import ROOT, print_machine
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_process() -> dict[int, tuple[str, float]]:
+    """Every process now: pid → (name, CPU-seconds so far, user and system)."""
+    found = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                text = stat.read()
+        except OSError:  # it ended meanwhile
+            continue
+        name, fields = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
+        found[int(pid)] = (name, (int(fields[11]) + int(fields[12])) / TICK)
+    return found
+
+
+def machine_ticks() -> tuple[int, int]:
+    """All CPU ticks so far and the idle ones (idle and waiting for I/O)."""
+    with open("/proc/stat") as stat:
+        values = [int(v) for v in stat.readline().split()[1:]]
+    return sum(values), values[3] + values[4]
+
+
+def main() -> None:
+    command = sys.argv[1:] or [sys.executable, "-m", "pytest", "-q"]
+    print_machine()
+    before = {pid: cpu for pid, (_, cpu) in cpu_by_process().items()}
+    last: dict[int, tuple[str, float]] = {}
+    (total0, idle0), start = machine_ticks(), time.perf_counter()
+    process = subprocess.Popen(command, cwd=ROOT)
+    while process.poll() is None:
+        last.update(cpu_by_process())
+        time.sleep(0.5)
+    (total1, idle1), wall = machine_ticks(), time.perf_counter() - start
+    spent = collections.Counter()
+    for pid, (name, cpu) in last.items():
+        spent["chromium" if "chrom" in name.lower() else name] += cpu - before.get(pid, 0.0)
+    print(f"exit {process.returncode}, wall {wall:.1f} s, machine {1 - (idle1 - idle0) / (total1 - total0):.0%} busy")
+    for name, seconds in [(n, s) for n, s in spent.most_common(10) if s >= 0.1]:
+        print(f"  {name:<24} {seconds:7.1f} CPU-s")
+
+
+if __name__ == "__main__":
+    main()
