@@ -141,7 +141,9 @@ class WarmUp:
 @st.cache_resource
 def preload_in_background() -> threading.Thread:
     """Once per server, after its first page is drawn: import what later pages need (scikit-learn: 1.8 s on 2 cores)
-    on a thread of its own, so that the first visitor of Traditional ML or Abstraction does not wait for it; then,
+    and what the first training needs (torch._dynamo, which PyTorch imports when it builds the first optimizer: 1.7 s)
+    on a thread of its own, so that the first visitor of Traditional ML or Abstraction, or the first student to
+    retrain, does not wait for it; then,
     unless $LAYERLENS_WARM_UP is 0, fit the Traditional ML page's first models (warm_up; the thread's `warm_up` says
     how far it is)."""
     warm = WarmUp() if os.environ.get(WARM_UP_SETTING, "1").strip() != "0" else None
@@ -150,6 +152,7 @@ def preload_in_background() -> threading.Thread:
         try:
             from layerlens import classic
 
+            importlib.import_module("torch._dynamo")  # what the first torch.optim.Adam would import, 1.7 s
             importlib.import_module("layerlens.abstraction")  # its probes are scikit-learn's
             classic.preload()
             if warm is not None:
