@@ -81,8 +81,14 @@ class TrainConfig:
         if self.hardest >= 1:
             return images
         kept = max(1, round(self.hardest * images))
-        steps = math.ceil(images / self.batch_size) + math.ceil(kept / self.batch_size) * (self.epochs - 1)
-        return kept if steps >= MIN_FOCUSED_STEPS else images
+        return kept if self._updates(images, kept) >= MIN_FOCUSED_STEPS else images
+
+    def updates(self, images: int) -> int:
+        """Weight updates a training on `images` images takes: one per batch, every epoch."""
+        return self._updates(images, self.hardest_images(images))
+
+    def _updates(self, images: int, later: int) -> int:  # every image in epoch 1, `later` of them in each epoch after
+        return math.ceil(images / self.batch_size) + math.ceil(later / self.batch_size) * (self.epochs - 1)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -224,10 +230,8 @@ def updates_taken(result: TrainResult) -> int:
     """How many times training changed the weights: one update per batch, every epoch."""
     if result.history.step_loss:
         return len(result.history.step_loss)
-    m, config = result.metrics, result.config
-    later = config.hardest_images(m["train_images"])
-    return (math.ceil(m["train_images"] / config.batch_size)
-            + max(m["epochs"] - 1, 0) * math.ceil(later / config.batch_size))
+    m = result.metrics  # a checkpoint from before step losses were kept, and before TrainConfig.hardest: all images
+    return m["epochs"] * math.ceil(m["train_images"] / result.config.batch_size)
 
 
 def training_problem(result: TrainResult) -> str | None:
@@ -439,8 +443,7 @@ class _Run:
 
     @property
     def total_steps(self) -> int:
-        n, bs = len(self.x), self.config.batch_size
-        return math.ceil(n / bs) + math.ceil(self.config.hardest_images(n) / bs) * (self.config.epochs - 1)
+        return self.config.updates(len(self.x))
 
     def order(self, epoch: int) -> torch.Tensor:
         """The images epoch trains on, in a seeded random order: all of them, or after epoch 1 the config's share,
@@ -498,13 +501,14 @@ def train_epoch(run: _Run, epoch: int) -> tuple[float, float]:
             flip = (torch.rand(len(idx), generator=run.generator) < 0.5).to(x.device)
             xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
         logits = model(xb)
+        right = logits.detach().argmax(1) == yb
         if run.last_loss is None:
             loss = nn.functional.cross_entropy(logits, yb)
         else:  # each image's loss, kept: the next epochs draw their images by it
             losses = nn.functional.cross_entropy(logits, yb, reduction="none")
             loss = losses.mean()
             run.last_loss[idx] = losses.detach()
-            run.last_correct[idx] = logits.detach().argmax(1) == yb
+            run.last_correct[idx] = right
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         for recorder in run.recorders:
@@ -514,7 +518,7 @@ def train_epoch(run: _Run, epoch: int) -> tuple[float, float]:
             run.scheduler.step()
         run.step += 1
         run.images += len(idx)
-        loss_value, batch_correct = loss.item(), (logits.argmax(1) == yb).sum().item()
+        loss_value, batch_correct = loss.item(), right.sum().item()
         batch_accuracy = batch_correct / len(yb)
         run.history.step_loss.append(loss_value)
         run.history.step_accuracy.append(batch_accuracy)

@@ -223,7 +223,7 @@ def test_after_epoch_one_only_a_share_of_the_images_is_trained_on(tiny_config, t
     result = fit(config, tiny_data)
     steps = math.ceil(n / 4) + 11 * math.ceil(kept / 4)
     assert steps >= MIN_FOCUSED_STEPS and len(result.history.step_loss) == steps
-    assert result.metrics["epochs"] == 12 and updates_taken(result) == steps
+    assert result.metrics["epochs"] == 12 and updates_taken(result) == config.updates(n) == steps
     assert training_flops(config, n, len(tiny_data.x_test)) < training_flops(
         dataclasses.replace(config, hardest=1.0), n, len(tiny_data.x_test))
     # the train accuracy counts every image as last seen, not the hard half alone; the bars are still learnt
