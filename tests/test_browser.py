@@ -12,9 +12,11 @@ SERVER_ENV = {"LAYERLENS_WARM_UP": "1"}  # this server fits the Traditional ML p
 
 def test_layers_first_trains_the_default_then_follows_a_new_image(page, app_url):
     page.goto(f"{app_url}/layers")  # a fresh visitor opens the Layers page before any training
-    visit(page, "Layers", "Output: the classifier", "layers")
+    visit(page, "Layers", "Output: the classifier", "layers-drawing")  # its charts may still be loading plotly
     assert page.get_by_text("The network says").count() == 1
     page.locator("[data-testid='stPlotlyChart']").nth(4).wait_for(timeout=60_000)  # input, 3 blocks, dense, output
+    wait_until_idle(page)
+    shoot(page, "layers")
     example = page.get_by_role("slider").first
     example.focus()
     for _ in range(3):  # one key at a time: each one reruns the page

@@ -368,7 +368,9 @@ def test_auto_retrain_off_waits_for_the_train_button(app):
 
 def test_a_preset_sets_its_share_of_hardest_images_and_the_caption_explains_it(app):
     at = open_page(app, TRAIN)
-    assert at.select_slider(key="train_hardest").value == 1  # tiny: every image, every epoch
+    assert at.select_slider(key="train_hardest").value == PRESET_TRAINING["tiny"]["hardest"] == 0.5  # the default's
+    said = [c.value for c in at.caption if "After epoch 1" in c.value]  # why the loss jumps after epoch 1
+    assert len(said) == 1 and "on 2,000 of the 4,000 training images (50%), drawn by their loss" in said[0]
     at.toggle(key="train_auto").set_value(False)
     at.selectbox(key="train_preset").set_value("wide")
     at.run()
@@ -377,14 +379,14 @@ def test_a_preset_sets_its_share_of_hardest_images_and_the_caption_explains_it(a
         PRESET_TRAINING["wide"]["epochs"], PRESET_TRAINING["wide"]["hardest"])
     at.selectbox(key="train_preset").set_value("tiny")
     at.run()
-    assert at.select_slider(key="train_hardest").value == 1
-    at.select_slider(key="train_hardest").set_value(0.5)
+    assert at.select_slider(key="train_hardest").value == 0.5
+    at.select_slider(key="train_hardest").set_value(0.25)
     at.button(key="train_btn_train").click()
     at.run()
     assert_clean(at)
-    assert model(at).config.hardest == 0.5
-    said = [c.value for c in at.caption if "After epoch 1" in c.value]  # why the loss jumps after epoch 1
-    assert len(said) == 1 and "on 2,000 of the 4,000 training images (50%), drawn by their loss" in said[0]
+    assert model(at).config.hardest == 0.25
+    said = [c.value for c in at.caption if "After epoch 1" in c.value]
+    assert len(said) == 1 and "on 1,000 of the 4,000 training images (25%), drawn by their loss" in said[0]
 
 
 def test_save_a_model_to_the_models_folder_and_load_it_back(app, writable_dirs):
@@ -759,8 +761,8 @@ def test_abstraction_page_probes_every_layer_trained_untrained_and_over_training
     assert values(trained["y"])[-1] > values(trained["y"])[0] + 0.05  # the output is more separable than pixels
     assert values(untrained["y"])[-1] < values(trained["y"])[-1] - 0.2
     epochs = [t["name"] for t in figures["abstraction_over_training"]["data"]]
-    assert PRESET_TRAINING["tiny"]["epochs"] == 4  # the default model: its states after epochs 1 and 2 are kept
-    assert epochs == ["start", "epoch 1", "epoch 2", "epoch 4 (end)"]
+    assert PRESET_TRAINING["tiny"]["epochs"] == 5  # the default model: its states after epochs 1, 2 and 4 are kept
+    assert epochs == ["start", "epoch 1", "epoch 2", "epoch 4", "epoch 5 (end)"]
     said = assert_charts_explained(at)
     assert said["abstraction_probes"].startswith("Linear-probe accuracy, input → classifier: trained ")
     assert said["abstraction_maps"].startswith("1,000 test images mapped at 6 layers")

@@ -1,4 +1,5 @@
-"""Training on a real local Ray: same model as a local fit, a killed worker, a cancel, the CLI, no Ray when unused."""
+"""Training on a real local Ray: same model as a local fit, a killed worker, a cancel, the CLI (that nothing imports Ray
+unless asked: test_architecture.py)."""
 from __future__ import annotations
 
 import dataclasses
@@ -6,8 +7,6 @@ import gc
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -243,26 +242,3 @@ def test_packing_keeps_the_data_bit_for_bit_in_a_quarter_of_the_bytes(tiny_data)
     assert torch.equal(back.x_train, tiny_data.x_train) and torch.equal(back.y_test, tiny_data.y_test)
     assert (back.name, back.classes, back.mean, back.std) == (tiny_data.name, tiny_data.classes, tiny_data.mean,
                                                               tiny_data.std)
-
-
-def test_layerlens_never_imports_ray_unless_asked():
-    code = """
-import importlib, pkgutil, sys
-import numpy as np
-import layerlens
-for module in pkgutil.iter_modules(layerlens.__path__):
-    importlib.import_module(f"layerlens.{module.name}")
-from layerlens.data import from_uint8
-from layerlens.nets import NetConfig
-from layerlens.training import TrainConfig, fit
-rng = np.random.default_rng(0)
-data = from_uint8("noise", rng.integers(0, 255, (20, 8, 8)), rng.integers(0, 2, 20), rng.integers(0, 255, (6, 8, 8)),
-                  rng.integers(0, 2, 6), ("a", "b"))
-net = NetConfig(in_channels=1, image_size=8, num_classes=2, mean=data.mean, std=data.std, channels=(2,), dense=0)
-fit(TrainConfig(net=net, dataset="noise", epochs=1, batch_size=10), data)
-print(sorted(name for name in sys.modules if name == "ray" or name.startswith("ray.")))
-"""
-    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == "[]"

@@ -385,6 +385,17 @@ def test_small_curve_points_still_get_enough_updates(tiny_config):
     assert (big.batch_size, big.epochs) == (tiny_config.batch_size, tiny_config.epochs)
 
 
+def test_curve_points_keep_the_recipes_share_of_hardest_images_only_where_they_keep_enough_updates():
+    wide = TrainConfig(epochs=5, batch_size=128, hardest=0.33)  # Fashion-MNIST's recipe on its 60,000 images
+    big = curve_train_config(wide, 30_000, 60_000)
+    assert big.hardest == 0.33 and big.updates(30_000) == 235 + 4 * 78 >= MIN_CURVE_STEPS  # 1 full epoch, 4 on a third
+    sample = TrainConfig(epochs=5, batch_size=64, hardest=0.5)  # the sample's recipe on its 4,000 digits
+    for size in (100, 300, 1000, 3000):  # half the images would leave fewer than MIN_CURVE_STEPS updates
+        point = curve_train_config(sample, size, 4000)
+        assert point.hardest == 1.0 and point.updates(size) >= MIN_CURVE_STEPS, size
+    assert curve_train_config(sample, 4000, 4000).hardest == 0.5  # the model itself
+
+
 def test_history_round_trips_through_a_plain_dict_and_older_histories_load_with_empty_fields(tiny_result):
     h = tiny_result.history
     again = History.from_dict(h.to_dict())
