@@ -338,7 +338,8 @@ def curve_train_config(config: TrainConfig, size: int, available: int) -> TrainC
     batch = min(config.batch_size, max(8, size // 10))
     epochs = max(config.epochs, min(MAX_CURVE_EPOCHS, math.ceil(MIN_CURVE_STEPS / math.ceil(size / batch))))
     point = dataclasses.replace(config, train_size=size, batch_size=batch, epochs=epochs)
-    return point if point.updates(size) >= MIN_CURVE_STEPS else dataclasses.replace(point, hardest=1.0)
+    skips = point.hardest_images(size) < size  # the share applies (TrainConfig.hardest_images)
+    return point if skips and point.updates(size) >= MIN_CURVE_STEPS else dataclasses.replace(point, hardest=1.0)
 
 
 def _divergence_message(epoch: int, step: int, config: TrainConfig) -> str:

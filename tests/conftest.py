@@ -28,8 +28,8 @@ if WORKERS > 1:
 
 # The longest test files first, so that pytest-xdist (`--no-loadscope-reorder` in pyproject.toml keeps this order) hands
 # them out at the start and the short ones fill in beside them: in its own order, by number of tests, the browser
-# files (few tests, two minutes each) came last and one worker ran on alone for a minute. Seconds per file, summed from
-# `python -m pytest --durations=0` (2-core AVX2 machine, sgemm 70); a file not listed keeps its place after these.
+# files (few tests, two minutes each) came last and one worker ran on alone for a minute. Ordered by their seconds,
+# summed from `python -m pytest --durations=0` (2-core AVX2 machine, sgemm 68); a file not listed comes after these.
 LONGEST_FILES = ("test_pages.py", "test_browser.py", "test_browser_class.py", "test_remote.py", "test_exports.py",
                  "test_lessons.py", "test_hostile.py", "test_classic.py", "test_learning.py")
 

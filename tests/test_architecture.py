@@ -1,4 +1,5 @@
-"""The core never imports Streamlit (STYLE.md, principle 1): pages wire widgets to it; the CLI and workers run without."""
+"""The core never imports Streamlit (STYLE.md, principle 1): pages wire widgets to it; the CLI and workers run without.
+Nor Ray, unless a teacher asks for it."""
 from __future__ import annotations
 
 import ast
@@ -15,7 +16,7 @@ CORE_FILES = sorted((ROOT / "layerlens").rglob("*.py"))
 
 # Imports the named modules in turn until one loads streamlit; says which, and the core modules its import loaded. Then
 # trains a tiny network, as the CLI and the pages do, and says which of Ray's modules are loaded by then (none: Ray is
-# imported only where a teacher asks for it, `--ray` or $LAYERLENS_RAY).
+# imported only where a teacher asks for it, `--ray` or $LAYERLENS_RAY_ADDRESS).
 PROBE = """import importlib, json, sys
 report = {"imported": [], "loaded_streamlit": None}
 for name in sys.argv[1:]:
