@@ -6,6 +6,7 @@ on: a model by its config and its weights (model_key), never by its config alone
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib
@@ -124,6 +125,7 @@ class WarmUp:
     ready: int = 0
     at_work: bool = True
     started: float | None = None  # time.monotonic() when the first fit began
+    wanted: bool = False  # a visitor's page waits for these models: give way to trainings only, not to pages
 
     def fitting(self, configs: list[ClassicConfig]) -> bool:
         """Whether it is at work on configs (or may be: it does not know its own yet)."""
@@ -179,29 +181,60 @@ def warm_up_state() -> WarmUp | None:
 _ahead = threading.local()  # on the warm-up's thread: what it computes, it computes before anyone asked
 _AHEAD: set = set()  # keys of shared results being computed that way, so that a visitor who waits for one is told
 
+# The warm-up also gives way to visitors' own computations (probes, maps, patches…), not only to trainings: on 2 cores
+# its fits beside them doubled the Abstraction page's first render (17 s against 9 s). A page computes its results one
+# after another, so the warm-up waits until none has run for VISITORS_QUIET_S.
+VISITORS_QUIET_S = 1.0
+_visitors = {"computing": 0, "last_ended": float("-inf")}  # shared results visitors compute now; when the last ended
+_visitors_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _visitor_computing():
+    with _visitors_lock:
+        _visitors["computing"] += 1
+    try:
+        yield
+    finally:
+        with _visitors_lock:
+            _visitors["computing"] -= 1
+            _visitors["last_ended"] = time.monotonic()
+
+
+def visitors_computing(quiet_s: float = VISITORS_QUIET_S) -> bool:
+    """Whether a visitor's page computes a shared result now, or finished one less than quiet_s ago."""
+    with _visitors_lock:
+        return _visitors["computing"] > 0 or time.monotonic() - _visitors["last_ended"] < quiet_s
+
 
 def warm_up(warm: WarmUp, idle_wait_s: float = WARM_UP_IDLE_WAIT_S) -> None:
     """Fit the five traditional models that the Traditional ML page shows first (raw pixels of the offline sample,
     beside the default CNN) before anyone opens the page, into the shared results (and so onto disk): its first visit
     then draws them at once instead of fitting them for 4–5 s on 2 cores. Each fit starts only while no training runs
-    or waits, so that it slows nobody's training, and the warm-up gives up after idle_wait_s of a queue never idle.
-    A page that needs these models meanwhile waits for them (tasks.classic_models); nothing is fitted twice."""
+    or waits and no visitor's page computes (visitors_computing), so that it slows nobody down, and the warm-up gives up
+    after idle_wait_s of a server never idle. A page that needs these models meanwhile waits for them
+    (tasks.classic_models), and from then on the warm-up gives way to trainings only; nothing is fitted twice."""
     data = dataset(SAMPLE)
     seed = preset_train_config(DEFAULT_PRESET, data).seed
     configs = default_configs(data.name, data.channels, len(data.x_train), len(data.x_test), seed)
     warm.keys, warm.total = frozenset(c.key() for c in configs), len(configs)
     start, queue = time.perf_counter(), training_queue()
+
+    def busy() -> bool:
+        return queue.busy() or (not warm.wanted and visitors_computing())
+
     _ahead.on = True
     try:
         for config in configs:
-            if queue.busy():
+            if busy():
                 warm.at_work = False  # a page needing these models fits them itself meanwhile
                 deadline = time.monotonic() + idle_wait_s
-                while queue.busy():
+                while busy():
                     if time.monotonic() > deadline:
-                        log.info("warm-up given up: the training queue was busy for %.0f s", idle_wait_s)
+                        log.info("warm-up given up: trainings or visitors' pages kept the server busy for %.0f s",
+                                 idle_wait_s)
                         return
-                    time.sleep(0.5)
+                    time.sleep(0.25)
                 warm.at_work = True
             if warm.started is None:
                 warm.started = time.monotonic()
@@ -259,10 +292,11 @@ def shared_result(spinner: str | None = None, waiting: str | None = None):
                         return function(*args, **kwargs)
                     finally:
                         _AHEAD.discard(key)
-                if spinner is None:
-                    return function(*args, **kwargs)
-                with st.spinner(spinner):
-                    return function(*args, **kwargs)
+                with _visitor_computing():  # the warm-up waits for it
+                    if spinner is None:
+                        return function(*args, **kwargs)
+                    with st.spinner(spinner):
+                        return function(*args, **kwargs)
 
             def wait():
                 who = ("the server started on it by itself when it started, before anyone asked" if key in _AHEAD

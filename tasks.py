@@ -113,6 +113,8 @@ def classic_models(configs: list[ClassicConfig], cnn: Net) -> list[ClassicResult
     """
     bar = st.progress(0.0)
     warm = server.warm_up_state()
+    if warm is not None and warm.keys is not None and {c.key() for c in configs} <= warm.keys:
+        warm.wanted = True  # this visitor waits for them: the warm-up no longer gives way to other pages
     while warm is not None and warm.fitting(configs) and warm.ready < warm.total:
         # one fit at a time: beside the warm-up's, the page's own would only share the same two cores
         bar.progress(warm.ready / max(warm.total, 1),
