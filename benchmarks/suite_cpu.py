@@ -2,7 +2,7 @@
 
 It runs the command, reads every process's CPU time from /proc twice a second (a process that ends between two reads
 loses its last half second), and prints the wall time, how busy the machine was (/proc/stat) and the CPU-seconds per
-process name, Chromium's processes together. Linux only.
+process name, Chromium's by kind (renderer, gpu-process, network…) and together. Linux only.
 
     python benchmarks/suite_cpu.py                          # the test suite: python -m pytest -q
     python benchmarks/suite_cpu.py python -m pytest -q tests/test_browser.py -n 0
@@ -23,8 +23,23 @@ from _bench import ROOT, print_machine
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+def chromium_kind(pid: str) -> str:
+    """Which of Chromium's processes: its --type (renderer, gpu-process, utility: its sub-type), or browser."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            args = cmdline.read().decode(errors="replace").replace("\0", " ").split()  # zygote children: one string
+    except OSError:
+        return "chromium"
+    kind = next((a.split("=", 1)[1] for a in args if a.startswith("--type=")), "browser")
+    sub = next((a.split("=", 1)[1].split(".")[0] for a in args if a.startswith("--utility-sub-type=")), "")
+    return f"chromium {kind}{' ' + sub if sub else ''}"
+
+
+KINDS: dict[int, str] = {}  # pid → Chromium process kind, read once while the process lives
+
+
 def cpu_by_process() -> dict[int, tuple[str, float]]:
-    """Every process now: pid → (name, CPU-seconds so far, user and system)."""
+    """Every process now: pid → (name, CPU-seconds so far, user and system); Chromium's named by their kind."""
     found = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -33,6 +48,8 @@ def cpu_by_process() -> dict[int, tuple[str, float]]:
         except OSError:  # it ended meanwhile
             continue
         name, fields = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
+        if "chrom" in name.lower():
+            name = KINDS.setdefault(int(pid), chromium_kind(pid))
         found[int(pid)] = (name, (int(fields[11]) + int(fields[12])) / TICK)
     return found
 
@@ -57,10 +74,12 @@ def main() -> None:
     (total1, idle1), wall = machine_ticks(), time.perf_counter() - start
     spent = collections.Counter()
     for pid, (name, cpu) in last.items():
-        spent["chromium" if "chrom" in name.lower() else name] += cpu - before.get(pid, 0.0)
+        spent[name] += cpu - before.get(pid, 0.0)
+    chromium = sum(s for n, s in spent.items() if n.startswith("chromium"))
     print(f"exit {process.returncode}, wall {wall:.1f} s, machine {1 - (idle1 - idle0) / (total1 - total0):.0%} busy")
-    for name, seconds in [(n, s) for n, s in spent.most_common(10) if s >= 0.1]:
-        print(f"  {name:<24} {seconds:7.1f} CPU-s")
+    print(f"  {'chromium, all':<32} {chromium:7.1f} CPU-s")
+    for name, seconds in [(n, s) for n, s in spent.most_common(14) if s >= 0.1]:
+        print(f"  {name:<32} {seconds:7.1f} CPU-s")
 
 
 if __name__ == "__main__":

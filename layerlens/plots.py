@@ -8,7 +8,6 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 import torch
-from plotly.subplots import make_subplots
 
 from .colours import NEGATIVE_COLOUR, POSITIVE_COLOUR, SIGNED_SCALE
 from .images import enlarged_rgb
@@ -22,15 +21,46 @@ def _margins(title: str | None) -> dict:
     return dict(margin=dict(l=10, r=10, t=40 if title else 10, b=10), title=title, font=FONT)
 
 
-def _layout(fig: go.Figure, height: int, title: str | None = None) -> go.Figure:
-    fig.update_layout(height=height, **_margins(title))
-    return fig
+def _figure(traces, height: int, title: str | None = None, **layout) -> go.Figure:
+    """A figure built in one go, its traces (one or a list) and layout at once: plotly checks every property on each
+    change, so updating a built figure (update_layout, update_xaxes, add_trace) costs it several times as much, and
+    the pages build their figures again on every rerun for every visitor."""
+    return go.Figure(traces, layout=dict(height=height, **_margins(title), **layout))
 
 
-def _figure(trace, height: int, title: str | None = None, **layout) -> go.Figure:
-    """One trace in a figure laid out in one go: updating a built figure (update_layout, update_xaxes) costs
-    plotly three times as much, and the Layers page builds six of these on every rerun for every visitor."""
-    return go.Figure(trace, layout=dict(height=height, **_margins(title), **layout))
+def _grid(rows: int, cols: int, titles: tuple[str, ...] | list[str] = (), horizontal_spacing: float | None = None,
+          vertical_spacing: float | None = None) -> tuple[dict, list[tuple[str, str]]]:
+    """plotly's make_subplots grid (row 1 on top) as a plain layout: each cell's axes (domain and anchor) and the
+    titles over the cells; with it, each cell's axes ("x2", "y2"), row by row. A figure built in one go on it takes a
+    quarter of make_subplots and its row-by-row updates (40 against 9 ms for the Train page's history); test_plots.py
+    holds the two layouts equal."""
+    hs = 0.2 / cols if horizontal_spacing is None else horizontal_spacing
+    vs = 0.3 / rows if vertical_spacing is None else vertical_spacing
+    widths, heights = [(1.0 - hs * (cols - 1)) / cols] * cols, [(1.0 - vs * (rows - 1)) / rows] * rows
+    layout, cells, annotations = {}, [], []
+    for r in range(rows):
+        below = rows - 1 - r  # rows under this one
+        bottom = sum(heights[:below]) + below * vs
+        y_domain = [min(max(bottom, 0.0), 1.0), min(max(bottom + heights[-1 - r], 0.0), 1.0)]
+        for c in range(cols):
+            left = sum(widths[:c]) + c * hs
+            x_domain, n = [left, left + widths[c]], len(cells) + 1
+            x, y = ("x", "y") if n == 1 else (f"x{n}", f"y{n}")
+            layout[f"xaxis{n if n > 1 else ''}"] = dict(domain=x_domain, anchor=y)
+            layout[f"yaxis{n if n > 1 else ''}"] = dict(domain=y_domain, anchor=x)
+            cells.append((x, y))
+            if n <= len(titles) and titles[n - 1]:
+                annotations.append(dict(y=y_domain[1], xref="paper", x=sum(x_domain) / 2.0, yref="paper",
+                                        text=titles[n - 1], showarrow=False, font=dict(size=16), xanchor="center",
+                                        yanchor="bottom"))
+    return {**layout, "annotations": annotations}, cells
+
+
+def _axes(layout: dict, cells: list[tuple[str, str]], which: str, **settings) -> None:
+    """Set settings on the x (which="x") or y axes of the given cells of a _grid layout."""
+    for cell in cells:
+        name = cell[0 if which == "x" else 1]
+        layout[f"{which}axis{name[1:]}"].update(settings)
 
 
 def _signed_colours(values: np.ndarray) -> np.ndarray:
@@ -104,31 +134,30 @@ def probability_figure(probs: torch.Tensor, classes: tuple[str, ...], title: str
 
 def history_figure(history: History) -> go.Figure:
     """Loss per step (left) and train/test accuracy per epoch (right)."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss per step", "accuracy per epoch"))
+    layout, ((x1, y1), (x2, y2)) = _grid(1, 2, ("loss per step", "accuracy per epoch"))
     loss = [v if math.isfinite(v) else None for v in history.step_loss]  # a diverged run ends in inf/NaN
-    fig.add_trace(go.Scatter(x=list(range(1, len(loss) + 1)), y=loss, name="training loss",
-                             line=dict(color="#d62728", width=1)), row=1, col=1)
     epochs = list(range(1, history.epochs + 1))
-    fig.add_trace(go.Scatter(x=epochs, y=history.epoch_train_accuracy, name="train accuracy",
-                             mode="lines+markers"), row=1, col=2)
-    fig.add_trace(go.Scatter(x=epochs, y=history.epoch_test_accuracy, name="test accuracy",
-                             mode="lines+markers"), row=1, col=2)
-    fig.update_xaxes(title="step", row=1, col=1)
-    fig.update_xaxes(title="epoch", dtick=1 if len(epochs) <= 20 else None, row=1, col=2)
-    fig.update_yaxes(tickformat=".0%", range=[0, 1.02], row=1, col=2)  # one scale, so runs compare at a glance
-    fig.update_layout(legend=dict(orientation="h", y=-0.25))
-    return _layout(fig, 340, title=" ")  # the blank title leaves room for the subplot titles
+    traces = [go.Scatter(x=list(range(1, len(loss) + 1)), y=loss, name="training loss",
+                         line=dict(color="#d62728", width=1), xaxis=x1, yaxis=y1),
+              go.Scatter(x=epochs, y=history.epoch_train_accuracy, name="train accuracy", mode="lines+markers",
+                         xaxis=x2, yaxis=y2),
+              go.Scatter(x=epochs, y=history.epoch_test_accuracy, name="test accuracy", mode="lines+markers",
+                         xaxis=x2, yaxis=y2)]
+    layout["xaxis"].update(title="step")
+    layout["xaxis2"].update(title="epoch", dtick=1 if len(epochs) <= 20 else None)
+    layout["yaxis2"].update(tickformat=".0%", range=[0, 1.02])  # one scale, so runs compare at a glance
+    # the blank title leaves room for the subplot titles
+    return _figure(traces, 340, " ", legend=dict(orientation="h", y=-0.25), **layout)
 
 
 def confusion_figure(counts: torch.Tensor, classes: tuple[str, ...]) -> go.Figure:
     """Confusion matrix: rows are the true class, columns the prediction."""
     c = counts.cpu().numpy()
     labels = list(classes)
-    fig = go.Figure(go.Heatmap(z=c, x=labels, y=labels, colorscale="Blues", text=c, texttemplate="%{text}",
-                               hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>", showscale=False))
-    fig.update_xaxes(title="predicted", type="category")
-    fig.update_yaxes(title="true", type="category", autorange="reversed")
-    return _layout(fig, 420)
+    heat = go.Heatmap(z=c, x=labels, y=labels, colorscale="Blues", text=c, texttemplate="%{text}",
+                      hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>", showscale=False)
+    return _figure(heat, 420, xaxis=dict(title="predicted", type="category"),
+                   yaxis=dict(title="true", type="category", autorange="reversed"))
 
 
 def architecture_figure(rows: list[dict]) -> go.Figure:
@@ -148,10 +177,9 @@ def architecture_figure(rows: list[dict]) -> go.Figure:
                                     showarrow=True, arrowhead=2, arrowsize=1, arrowwidth=1, arrowcolor="#888",
                                     text=""))
     # set at once: one add_shape/add_annotation at a time checks every earlier one again (0.43 s for 18 layers)
-    fig = go.Figure(layout=dict(shapes=shapes, annotations=annotations))
-    fig.update_xaxes(visible=False, range=[-0.55, len(shown) - 0.45])
-    fig.update_yaxes(visible=False, range=[-0.05, 1.05])
-    return _layout(fig, 120)
+    return _figure([], 120, shapes=shapes, annotations=annotations,
+                   xaxis=dict(visible=False, range=[-0.55, len(shown) - 0.45]),
+                   yaxis=dict(visible=False, range=[-0.05, 1.05]))
 
 
 def image_grid(tiles: list[torch.Tensor], columns: int, labels: list[str] | None = None, title: str | None = None,
@@ -170,11 +198,9 @@ def image_grid(tiles: list[torch.Tensor], columns: int, labels: list[str] | None
         if label:
             annotations.append(dict(x=c * step + tile / 2, y=r * row_step + tile + (row_step - tile) / 2, text=label,
                                     showarrow=False, font=dict(size=10)))
-    fig = go.Figure(png_image(mosaic), layout=dict(annotations=annotations))  # annotations at once (above)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, scaleanchor="x")
     height = int(min(1400, max(120, width * mosaic.shape[0] / mosaic.shape[1]))) + (40 if title else 10)
-    return _layout(fig, height, title)
+    return _figure(png_image(mosaic), height, title, annotations=annotations, xaxis=HIDDEN,
+                   yaxis=dict(visible=False, scaleanchor="x"))
 
 
 def png_image(rgb: np.ndarray) -> go.Image:
@@ -195,13 +221,11 @@ def settling_figure(history: History) -> go.Figure:
 
 def layer_epochs_figure(per_layer: dict[str, list[float]], title: str) -> go.Figure:
     """One line per layer over the epochs (0 = the random start)."""
-    fig = go.Figure()
-    for name, values in per_layer.items():
-        fig.add_trace(go.Scatter(x=list(range(len(values))), y=values, name=name, mode="lines+markers"))
+    traces = [go.Scatter(x=list(range(len(values))), y=values, name=name, mode="lines+markers")
+              for name, values in per_layer.items()]
     epochs = max((len(values) for values in per_layer.values()), default=0)
-    fig.update_xaxes(title="epoch (0 = random start)", dtick=1 if epochs <= 21 else None)
-    fig.update_yaxes(title=title, rangemode="tozero")
-    return _layout(fig, 320)
+    return _figure(traces, 320, xaxis=dict(title="epoch (0 = random start)", dtick=1 if epochs <= 21 else None),
+                   yaxis=dict(title=title, rangemode="tozero"))
 
 
 def gradient_norm_figure(grad_norm: dict[str, list[float]], points: int = 300) -> go.Figure:
@@ -209,7 +233,7 @@ def gradient_norm_figure(grad_norm: dict[str, list[float]], points: int = 300) -
 
     Averaged over windows of steps (at most `points` per line), so the trend shows through the batch-to-batch noise.
     """
-    fig = go.Figure()
+    traces = []
     for name, norms in grad_norm.items():
         values = torch.tensor(norms, dtype=torch.float64)
         window = max(1, math.ceil(len(values) / points))
@@ -219,82 +243,75 @@ def gradient_norm_figure(grad_norm: dict[str, list[float]], points: int = 300) -
         means = values[:usable].reshape(-1, window).mean(1)
         steps = torch.arange(usable).reshape(-1, window).float().mean(1) + 1
         finite = torch.isfinite(means) & (means > 0)  # a diverged run ends in inf/NaN; log axes cannot show 0
-        fig.add_trace(go.Scatter(x=steps[finite].numpy(), y=means[finite].numpy(), name=name, mode="lines"))
-    fig.update_xaxes(title="step")
-    fig.update_yaxes(title="gradient size (norm)", type="log")
-    return _layout(fig, 320)
+        traces.append(go.Scatter(x=steps[finite].numpy(), y=means[finite].numpy(), name=name, mode="lines"))
+    return _figure(traces, 320, xaxis=dict(title="step"), yaxis=dict(title="gradient size (norm)", type="log"))
 
 
 def layer_bars_figure(values: dict[str, float], title: str, log: bool = True) -> go.Figure:
     """One bar per layer, input side on the left (e.g. the error signal that reached each layer in one step)."""
-    fig = go.Figure(go.Bar(x=list(values), y=list(values.values()), marker_color="#d62728",
-                           hovertemplate="%{x}: %{y:.3g}<extra></extra>"))
-    fig.update_xaxes(type="category")
-    fig.update_yaxes(title=title, type="log" if log else "linear")
-    return _layout(fig, 280)
+    bars = go.Bar(x=list(values), y=list(values.values()), marker_color="#d62728",
+                  hovertemplate="%{x}: %{y:.3g}<extra></extra>")
+    return _figure(bars, 280, xaxis=dict(type="category"), yaxis=dict(title=title, type="log" if log else "linear"))
 
 
 def before_after_figure(before: torch.Tensor, after: torch.Tensor, classes: tuple[str, ...], target: int) -> go.Figure:
     """Class probabilities before and after a step, side by side; the target class's label is bold."""
     names = [f"<b>{c}</b>" if i == target else str(c) for i, c in enumerate(classes)]
-    fig = go.Figure([go.Bar(x=names, y=before.detach().numpy(), name="before the step", marker_color="#9aa5b1",
-                            hovertemplate="%{x}: %{y:.1%}<extra>before</extra>"),
-                     go.Bar(x=names, y=after.detach().numpy(), name="after the step", marker_color="#2ca02c",
-                            hovertemplate="%{x}: %{y:.1%}<extra>after</extra>")])
-    fig.update_xaxes(type="category")
-    fig.update_yaxes(range=[0, 1.05], tickformat=".0%", title="probability")
-    fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.15))
-    return _layout(fig, 300)
+    bars = [go.Bar(x=names, y=before.detach().numpy(), name="before the step", marker_color="#9aa5b1",
+                   hovertemplate="%{x}: %{y:.1%}<extra>before</extra>"),
+            go.Bar(x=names, y=after.detach().numpy(), name="after the step", marker_color="#2ca02c",
+                   hovertemplate="%{x}: %{y:.1%}<extra>after</extra>")]
+    return _figure(bars, 300, xaxis=dict(type="category"),
+                   yaxis=dict(range=[0, 1.05], tickformat=".0%", title="probability"), barmode="group",
+                   legend=dict(orientation="h", y=1.15))
 
 
 def steps_figure(losses: list[float], checks: list[tuple[int, float]]) -> go.Figure:
     """The loss of every step taken (left) and test accuracy measured along the way (right)."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss of each step", "test accuracy"))
+    layout, ((x1, y1), (x2, y2)) = _grid(1, 2, ("loss of each step", "test accuracy"))
     finite = [v if math.isfinite(v) else None for v in losses]
-    fig.add_trace(go.Scatter(x=list(range(1, len(losses) + 1)), y=finite, mode="lines", name="loss",
-                             line=dict(color="#d62728")), row=1, col=1)
-    fig.add_trace(go.Scatter(x=[s for s, _ in checks], y=[a for _, a in checks], mode="lines+markers",
-                             name="test accuracy", line=dict(color="#2ca02c")), row=1, col=2)
-    fig.update_xaxes(title="step", row=1, col=1)
-    fig.update_xaxes(title="steps taken", row=1, col=2)
-    fig.update_yaxes(rangemode="tozero", row=1, col=1)
-    fig.update_yaxes(tickformat=".0%", range=[0, 1.02], row=1, col=2)
-    fig.update_layout(showlegend=False)
-    return _layout(fig, 300, title=" ")
+    traces = [go.Scatter(x=list(range(1, len(losses) + 1)), y=finite, mode="lines", name="loss",
+                         line=dict(color="#d62728"), xaxis=x1, yaxis=y1),
+              go.Scatter(x=[s for s, _ in checks], y=[a for _, a in checks], mode="lines+markers",
+                         name="test accuracy", line=dict(color="#2ca02c"), xaxis=x2, yaxis=y2)]
+    layout["xaxis"].update(title="step")
+    layout["xaxis2"].update(title="steps taken")
+    layout["yaxis"].update(rangemode="tozero")
+    layout["yaxis2"].update(tickformat=".0%", range=[0, 1.02])
+    return _figure(traces, 300, " ", showlegend=False, **layout)
 
 
 def depth_figure(columns: list[tuple[str, list[torch.Tensor]]], per_row: int = 3, tile: int = 48) -> go.Figure:
     """The depth story on one screen: for each block, a few top patches, titled with its receptive field."""
-    fig = make_subplots(rows=1, cols=len(columns), subplot_titles=[title for title, _ in columns],
-                        horizontal_spacing=0.03)
-    for i, (_, tiles) in enumerate(columns, start=1):
-        grid = image_grid(tiles, per_row, tile=tile, gap=4)
-        fig.add_trace(grid.data[0], row=1, col=i)
-        fig.update_xaxes(visible=False, row=1, col=i)
-        fig.update_yaxes(visible=False, scaleanchor=f"x{i if i > 1 else ''}", row=1, col=i)
+    layout, cells = _grid(1, len(columns), [title for title, _ in columns], horizontal_spacing=0.03)
+    traces = []
+    for (_, tiles), (x, y) in zip(columns, cells):
+        traces.append(image_grid(tiles, per_row, tile=tile, gap=4).data[0].update(xaxis=x, yaxis=y))
+        _axes(layout, [(x, y)], "x", visible=False)
+        _axes(layout, [(x, y)], "y", visible=False, scaleanchor=x)
     rows = math.ceil(max(len(t) for _, t in columns) / per_row)
     column_width = PAGE_WIDTH / len(columns)  # the page's width shared by the columns
-    return _layout(fig, int(60 + column_width * rows / per_row), title=" ")
+    return _figure(traces, int(60 + column_width * rows / per_row), " ", **layout)
 
 
 def confusion_grid(matrices: list[tuple[str, torch.Tensor]], classes: tuple[str, ...], columns: int = 3) -> go.Figure:
     """Several models' confusion matrices side by side in one figure, one colour scale each."""
     rows = math.ceil(len(matrices) / columns)
-    fig = make_subplots(rows=rows, cols=columns, subplot_titles=[name for name, _ in matrices],
-                        horizontal_spacing=0.03, vertical_spacing=0.12 / rows)
+    layout, cells = _grid(rows, columns, [name for name, _ in matrices], horizontal_spacing=0.03,
+                          vertical_spacing=0.12 / rows)
     labels = list(classes)
-    for i, (name, counts) in enumerate(matrices):
+    traces = []
+    for (name, counts), (x, y) in zip(matrices, cells):
         c = counts.cpu().numpy()
-        fig.add_trace(go.Heatmap(z=c, x=labels, y=labels, colorscale="Blues", text=c, texttemplate="%{text}",
+        traces.append(go.Heatmap(z=c, x=labels, y=labels, colorscale="Blues", text=c, texttemplate="%{text}",
                                  showscale=False, hovertemplate=name + ": true %{y}, predicted %{x}: %{z}"
-                                                                       "<extra></extra>"),
-                      row=i // columns + 1, col=i % columns + 1)
+                                                                       "<extra></extra>", xaxis=x, yaxis=y))
     # class names only along the outer edges, so long ones never run into the next matrix
-    fig.update_xaxes(type="category", showticklabels=False)
-    fig.update_xaxes(title="predicted", showticklabels=True, row=rows)
-    fig.update_yaxes(type="category", autorange="reversed", showticklabels=False)
-    fig.update_yaxes(title="true", showticklabels=True, automargin=True, col=1)
-    return _layout(fig, 320 * rows + 60, title=" ")
+    _axes(layout, cells, "x", type="category", showticklabels=False)
+    _axes(layout, cells[-columns:], "x", title="predicted", showticklabels=True)
+    _axes(layout, cells, "y", type="category", autorange="reversed", showticklabels=False)
+    _axes(layout, cells[::columns], "y", title="true", showticklabels=True, automargin=True)
+    return _figure(traces, 320 * rows + 60, " ", **layout)
 
 
 def accuracy_figure(rows: list[dict], cnn_accuracy: float) -> go.Figure:
@@ -302,37 +319,35 @@ def accuracy_figure(rows: list[dict], cnn_accuracy: float) -> go.Figure:
 
     rows: dicts with "model", "features" and "accuracy".
     """
-    fig = go.Figure()
+    traces = []
     colours = iter(["#1f77b4", "#ff7f0e", "#9467bd", "#2ca02c"])  # red is the CNN's
     for kind in dict.fromkeys(r["features"] for r in rows):
         mine = [r for r in rows if r["features"] == kind]
-        fig.add_trace(go.Bar(x=[r["model"] for r in mine], y=[r["accuracy"] for r in mine], name=kind,
+        traces.append(go.Bar(x=[r["model"] for r in mine], y=[r["accuracy"] for r in mine], name=kind,
                              marker_color=next(colours), text=[f"{r['accuracy']:.1%}" for r in mine],
                              textposition="outside", hovertemplate="%{x} on " + kind + ": %{y:.1%}<extra></extra>"))
     models = list(dict.fromkeys(r["model"] for r in rows))
-    fig.add_trace(go.Scatter(x=models, y=[cnn_accuracy] * len(models), mode="lines", name=f"CNN ({cnn_accuracy:.1%})",
+    traces.append(go.Scatter(x=models, y=[cnn_accuracy] * len(models), mode="lines", name=f"CNN ({cnn_accuracy:.1%})",
                              line=dict(color="#d62728", dash="dash", width=2), hoverinfo="skip"))
     low = min([r["accuracy"] for r in rows] + [cnn_accuracy])
-    fig.update_yaxes(title="test accuracy", tickformat=".0%", range=[max(0.0, low - 0.15), 1.04])
-    fig.update_layout(barmode="group", legend=dict(orientation="h", y=-0.15))
-    return _layout(fig, 380)
+    return _figure(traces, 380, yaxis=dict(title="test accuracy", tickformat=".0%", range=[max(0.0, low - 0.15), 1.04]),
+                   barmode="group", legend=dict(orientation="h", y=-0.15))
 
 
 def learning_curve_figure(curves: dict[str, list[tuple[int, float]]], highlight: str) -> go.Figure:
     """Test accuracy against training-set size (log scale), one line per model; highlight drawn thick."""
-    fig = go.Figure()
+    traces = []
     others = iter(["#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"])  # no red
     for name, points in curves.items():
         sizes, accuracies = zip(*points) if points else ((), ())
         thick = name == highlight
-        fig.add_trace(go.Scatter(x=sizes, y=accuracies, name=name, mode="lines+markers",
+        traces.append(go.Scatter(x=sizes, y=accuracies, name=name, mode="lines+markers",
                                  line=dict(width=4 if thick else 2, color="#d62728" if thick else next(others)),
                                  hovertemplate=name + ": %{y:.1%} with %{x:,} images<extra></extra>"))
     ticks = sorted({size for points in curves.values() for size, _ in points})
-    fig.update_xaxes(type="log", title="training images (log scale)", tickvals=ticks,
-                     ticktext=[f"{t:,}" for t in ticks])
-    fig.update_yaxes(title="test accuracy", tickformat=".0%")
-    return _layout(fig, 400)
+    return _figure(traces, 400, xaxis=dict(type="log", title="training images (log scale)", tickvals=ticks,
+                                           ticktext=[f"{t:,}" for t in ticks]),
+                   yaxis=dict(title="test accuracy", tickformat=".0%"))
 
 
 def split_pixels_figure(background: np.ndarray, splits: list[dict], width: int) -> go.Figure:
@@ -341,46 +356,42 @@ def split_pixels_figure(background: np.ndarray, splits: list[dict], width: int) 
     background: (H, W) in [0, 1], e.g. the mean training image; splits: from classic.tree_splits
     (features indexing a flattened (C, H, W) image of width `width`).
     """
-    fig = go.Figure(go.Heatmap(z=background, colorscale="Gray", zmin=0, zmax=1, showscale=False, hoverinfo="skip"))
     rows = [(s["feature"] % (width * background.shape[0])) // width for s in splits]
     cols = [s["feature"] % width for s in splits]
     sizes = [26 - 4 * (s["depth"] - 1) for s in splits]
-    fig.add_trace(go.Scatter(x=cols, y=rows, mode="markers+text", text=[str(s["node"]) for s in splits],
-                             marker=dict(size=sizes, color="rgba(255,127,14,0.85)", line=dict(color="white")),
-                             textfont=dict(color="black", size=12),
-                             customdata=[[s["depth"], s["threshold"], s["images"]] for s in splits],
-                             hovertemplate="question %{text} (depth %{customdata[0]}): is pixel (row %{y}, "
-                                           "col %{x}) ≤ %{customdata[1]:.2f}?<br>asked of %{customdata[2]:,} "
-                                           "training images<extra></extra>"))
-    fig.update_xaxes(visible=False, range=[-0.5, width - 0.5])
-    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
-    return _layout(fig, 440)
+    traces = [go.Heatmap(z=background, colorscale="Gray", zmin=0, zmax=1, showscale=False, hoverinfo="skip"),
+              go.Scatter(x=cols, y=rows, mode="markers+text", text=[str(s["node"]) for s in splits],
+                         marker=dict(size=sizes, color="rgba(255,127,14,0.85)", line=dict(color="white")),
+                         textfont=dict(color="black", size=12),
+                         customdata=[[s["depth"], s["threshold"], s["images"]] for s in splits],
+                         hovertemplate="question %{text} (depth %{customdata[0]}): is pixel (row %{y}, "
+                                       "col %{x}) ≤ %{customdata[1]:.2f}?<br>asked of %{customdata[2]:,} "
+                                       "training images<extra></extra>")]
+    return _figure(traces, 440, xaxis=dict(visible=False, range=[-0.5, width - 0.5]),
+                   yaxis=dict(visible=False, autorange="reversed", scaleanchor="x"))
 
 
 def arithmetic_figure(inputs: torch.Tensor, weights: torch.Tensor) -> go.Figure:
     """One neuron's k×k arithmetic on one input map: what it sees, its weights, and their products, with numbers."""
     products = inputs * weights
     titles = ("what it sees (input)", "× its weights", "= products")
-    fig = make_subplots(rows=1, cols=3, subplot_titles=titles, horizontal_spacing=0.05)
-    for col, values in enumerate((inputs, weights, products), start=1):
+    layout, cells = _grid(1, 3, titles, horizontal_spacing=0.05)
+    traces = []
+    for values, (x, y) in zip((inputs, weights, products), cells):
         v = values.detach().cpu().numpy()
         bound = max(float(np.abs(v).max()), 1e-6)
-        fig.add_trace(go.Heatmap(z=v, colorscale=SIGNED_SCALE, zmin=-bound, zmax=bound, showscale=False,
-                                 texttemplate="%{z:.2f}", hovertemplate="%{z:.4f}<extra></extra>"),
-                      row=1, col=col)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
-    return _layout(fig, 260, title=" ")
+        traces.append(go.Heatmap(z=v, colorscale=SIGNED_SCALE, zmin=-bound, zmax=bound, showscale=False,
+                                 texttemplate="%{z:.2f}", hovertemplate="%{z:.4f}<extra></extra>", xaxis=x, yaxis=y))
+    _axes(layout, cells, "x", visible=False)
+    _axes(layout, cells, "y", visible=False, autorange="reversed", scaleanchor="x")
+    return _figure(traces, 260, " ", **layout)
 
 
 def contribution_figure(values: torch.Tensor, labels: list[str], title: str) -> go.Figure:
     """Signed contributions (bars): how much each input adds to or takes from a neuron's sum."""
     v = values.detach().cpu().numpy()
-    fig = go.Figure(go.Bar(x=labels, y=v, marker_color=_signed_colours(v),
-                           hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
-    fig.update_xaxes(type="category")
-    fig.update_yaxes(title="adds to the sum")
-    return _layout(fig, 260, title)
+    bars = go.Bar(x=labels, y=v, marker_color=_signed_colours(v), hovertemplate="%{x}: %{y:.3f}<extra></extra>")
+    return _figure(bars, 260, title, xaxis=dict(type="category"), yaxis=dict(title="adds to the sum"))
 
 
 def activation_figure(activation: torch.nn.Module, name: str, value: float) -> go.Figure:
@@ -389,27 +400,25 @@ def activation_figure(activation: torch.nn.Module, name: str, value: float) -> g
     x = torch.linspace(-reach, reach, 200)
     with torch.no_grad():
         y, out = activation(x), float(activation(torch.tensor([value]))[0])
-    fig = go.Figure(go.Scatter(x=x.numpy(), y=y.numpy(), mode="lines", name=name, line=dict(color="#555")))
-    fig.add_trace(go.Scatter(x=[value], y=[out], mode="markers+text", marker=dict(size=14, color="#d62728"),
-                             text=[f"{value:.2f} → {out:.2f}"], textposition="top left", name="this neuron"))
-    fig.update_xaxes(title="weighted sum + bias")
-    fig.update_yaxes(title=f"{name}(x)")
-    fig.update_layout(showlegend=False)
-    return _layout(fig, 260)
+    traces = [go.Scatter(x=x.numpy(), y=y.numpy(), mode="lines", name=name, line=dict(color="#555")),
+              go.Scatter(x=[value], y=[out], mode="markers+text", marker=dict(size=14, color="#d62728"),
+                         text=[f"{value:.2f} → {out:.2f}"], textposition="top left", name="this neuron")]
+    return _figure(traces, 260, xaxis=dict(title="weighted sum + bias"), yaxis=dict(title=f"{name}(x)"),
+                   showlegend=False)
 
 
 def probe_figure(curves: dict[str, dict[str, float]], chance: float) -> go.Figure:
     """Linear-probe accuracy against depth, one line per model (e.g. trained, untrained, after epoch 1)."""
-    fig = go.Figure()
-    for name, curve in curves.items():
-        fig.add_trace(go.Scatter(x=list(curve), y=list(curve.values()), name=name, mode="lines+markers",
-                                 hovertemplate=name + ", %{x}: %{y:.1%}<extra></extra>"))
-    fig.add_hline(y=chance, line=dict(color="#999", dash="dot"), annotation_text="guessing",
-                  annotation_position="bottom right")
-    fig.update_xaxes(title="layer (input → output)", type="category")
-    fig.update_yaxes(title="linear-probe accuracy", tickformat=".0%", range=[0, 1.02])
-    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))  # above: clear of the toolbar
-    return _layout(fig, 380, title=" ")
+    traces = [go.Scatter(x=list(curve), y=list(curve.values()), name=name, mode="lines+markers",
+                         hovertemplate=name + ", %{x}: %{y:.1%}<extra></extra>") for name, curve in curves.items()]
+    guessing = dict(type="line", x0=0, x1=1, xref="x domain", y0=chance, y1=chance, yref="y",  # add_hline's line
+                    line=dict(color="#999", dash="dot"))
+    label = dict(text="guessing", showarrow=False, x=1, xanchor="right", xref="x domain", y=chance, yanchor="top",
+                 yref="y")
+    return _figure(traces, 380, " ", shapes=[guessing], annotations=[label],
+                   xaxis=dict(title="layer (input → output)", type="category"),
+                   yaxis=dict(title="linear-probe accuracy", tickformat=".0%", range=[0, 1.02]),
+                   legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))  # above: clear of the toolbar
 
 
 def maps_figure(points: dict[str, np.ndarray], labels: np.ndarray, classes: tuple[str, ...],
@@ -419,24 +428,24 @@ def maps_figure(points: dict[str, np.ndarray], labels: np.ndarray, classes: tupl
     Images in `picked` (test-image numbers) stand out in every map, so a group chosen at one layer can be found
     at the others.
     """
-    fig = make_subplots(rows=1, cols=len(points), horizontal_spacing=0.02,
-                        subplot_titles=[f"{name}<br>separation {scores[name]:.2f}" if math.isfinite(scores[name])
-                                        else f"{name}<br>separation n/a" for name in points])
+    layout, cells = _grid(1, len(points), [f"{name}<br>separation {scores[name]:.2f}" if math.isfinite(scores[name])
+                                           else f"{name}<br>separation n/a" for name in points],
+                          horizontal_spacing=0.02)
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
                "#17becf"]
-    for col, (name, xy) in enumerate(points.items(), start=1):
+    traces = []
+    for (name, xy), (x, y) in zip(points.items(), cells):
         for c, label in enumerate(classes):
             mine = labels == c
-            fig.add_trace(go.Scattergl(x=xy[mine, 0], y=xy[mine, 1], mode="markers", name=str(label),
-                                       legendgroup=str(label), showlegend=col == 1,
+            shown = dict(selectedpoints=np.nonzero(np.isin(np.nonzero(mine)[0], picked))[0],
+                         unselected=dict(marker=dict(opacity=0.12))) if picked else {}
+            traces.append(go.Scattergl(x=xy[mine, 0], y=xy[mine, 1], mode="markers", name=str(label),
+                                       legendgroup=str(label), showlegend=x == "x",
                                        marker=dict(size=4, color=palette[c % len(palette)]),
                                        customdata=np.nonzero(mine)[0],
-                                       hovertemplate=f"{label} (test image %{{customdata}})<extra></extra>"),
-                          row=1, col=col)
-            if picked:
-                fig.data[-1].update(selectedpoints=np.nonzero(np.isin(np.nonzero(mine)[0], picked))[0],
-                                    unselected=dict(marker=dict(opacity=0.12)))
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    fig.update_layout(legend=dict(orientation="h", y=-0.05), dragmode="select")  # dragging picks dots, not a zoom
-    return _layout(fig, 330, title=" ")
+                                       hovertemplate=f"{label} (test image %{{customdata}})<extra></extra>",
+                                       xaxis=x, yaxis=y, **shown))
+    _axes(layout, cells, "x", visible=False)
+    _axes(layout, cells, "y", visible=False)
+    # dragging picks dots, not a zoom
+    return _figure(traces, 330, " ", legend=dict(orientation="h", y=-0.05), dragmode="select", **layout)

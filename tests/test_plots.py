@@ -230,3 +230,21 @@ def test_maps_figure_has_a_trace_per_layer_and_class_and_marks_picked_images_eve
         assert list(trace.customdata[list(trace.selectedpoints)]) == ([2] if trace.name == "a" else [3])
     plain = plots.maps_figure(points, labels, ("a", "b"), {"input": 0.0, "output": 0.9})
     assert all(t.selectedpoints is None for t in plain.data)
+
+
+@pytest.mark.parametrize("rows, cols, spacing", [(1, 2, {}), (1, 3, dict(horizontal_spacing=0.05)),
+                                                 (1, 6, dict(horizontal_spacing=0.02)),
+                                                 (2, 3, dict(horizontal_spacing=0.03, vertical_spacing=0.06)),
+                                                 (6, 3, dict(horizontal_spacing=0.03, vertical_spacing=0.02))])
+def test_grid_lays_cells_and_titles_out_as_make_subplots_does(rows, cols, spacing):
+    """plots._grid builds figures in one go on make_subplots' own grid: the same axes, domains and titles."""
+    from plotly.subplots import make_subplots
+
+    titles = [f"cell {i}" if i != 1 else "" for i in range(rows * cols - 1)]  # one untitled, the last cell too
+    reference = make_subplots(rows=rows, cols=cols, subplot_titles=titles, **spacing)
+    layout, cells = plots._grid(rows, cols, titles, **spacing)
+    built = go.Figure(layout=layout)
+    assert built.to_dict()["layout"] == reference.to_dict()["layout"]
+    assert cells[0] == ("x", "y") and cells[-1] == (f"x{rows * cols}", f"y{rows * cols}")
+    reference.add_trace(go.Scatter(x=[1], y=[2]), row=rows, col=cols)  # the last cell's axes, as add_trace sets them
+    assert (reference.data[0].xaxis, reference.data[0].yaxis) == cells[-1]
