@@ -16,13 +16,15 @@ from layerlens.formatting import plural
 BROWSER_START_S, PER_FIGURE_S = 4.0, 0.5
 
 
-def chart(fig, key: str, summary: str, where=None, **options):
-    """Draw fig (key prefixed by the page) with its one-line summary under it, and keep both for the page's zip.
+def chart(fig, key: str, summary: str, where=None, keep: bool = True, **options):
+    """Draw fig (key prefixed by the page) with its one-line summary under it, and keep both for the page's zip
+    (keep=False: a chart of the moment, such as the loss while a training runs, stays out of it).
     where: a column or container (default: the page); options go to st.plotly_chart, whose value is returned."""
     where = where or st
     shown = where.plotly_chart(fig, key=key, **options)
     where.caption(summary)
-    session.page_exports()["figures"][key] = (fig, summary)
+    if keep:
+        session.page_exports()["figures"][key] = (fig, summary)
     return shown
 
 

@@ -150,6 +150,15 @@ def history_figure(history: History) -> go.Figure:
     return _figure(traces, 340, " ", legend=dict(orientation="h", y=-0.25), **layout)
 
 
+def live_loss_figure(losses: list[float], points: int = 200) -> go.Figure:
+    """The training loss so far, step by step (at most `points` of them, evenly spaced), while a training runs."""
+    every = max(1, len(losses) // points)
+    shown = [v if math.isfinite(v) else None for v in losses[::every]]  # a diverging run reaches inf/NaN
+    line = go.Scatter(x=list(range(1, len(losses) + 1, every)), y=shown, mode="lines", name="training loss",
+                      line=dict(color="#d62728", width=1), hovertemplate="step %{x}: loss %{y:.3f}<extra></extra>")
+    return _figure(line, 200, xaxis=dict(title="step"), yaxis=dict(title="training loss", rangemode="tozero"))
+
+
 def confusion_figure(counts: torch.Tensor, classes: tuple[str, ...]) -> go.Figure:
     """Confusion matrix: rows are the true class, columns the prediction."""
     c = counts.cpu().numpy()

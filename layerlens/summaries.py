@@ -62,6 +62,19 @@ def history_summary(history: History) -> str:
     return text + "."
 
 
+def live_loss_summary(losses: list[float], total_steps: int) -> str:
+    """live_loss_figure, while the training runs: where the loss started and where it is now."""
+    if not losses:
+        return "No training steps yet."
+    broken = next((i for i, v in enumerate(losses, start=1) if not math.isfinite(v)), None)
+    if broken:
+        return f"Loss went from {_n(losses[0])} to not-a-number at step {broken:,}: this training is diverging."
+    n = max(1, min(10, len(losses) // 10))  # the first and the latest few steps: one batch alone is noisy
+    first, last = _mean(losses[:n]), _mean(losses[-n:])
+    return (f"Training loss so far: {'down' if last < first else 'up'} from {_n(first)} (first steps) to {_n(last)} "
+            f"(latest steps), step {len(losses):,} of {total_steps:,}.")
+
+
 def architecture_summary(rows: list[dict]) -> str:
     """architecture_figure: the chain of layers from image to scores, and where the weights are."""
     convs = [r for r in rows if r["kind"] == "Conv2d"]

@@ -36,6 +36,8 @@ def test_two_students_share_the_queue_see_their_place_in_line_and_can_cancel(pag
     wait_until_idle(bob)
     ann.get_by_role("button", name="Train now").click()
     ann.get_by_text("Training: epoch").first.wait_for(timeout=60_000)
+    ann.get_by_text("Training loss so far: down from").first.wait_for(timeout=30_000)  # the live chart's sentence
+    assert ann.locator("[data-testid='stPlotlyChart']").count() >= 1
     bob.get_by_role("button", name="Train now").click()  # while ann's trains, bob waits in line
     line = bob.get_by_text("1st in line").first
     line.wait_for(timeout=30_000)

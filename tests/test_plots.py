@@ -146,6 +146,14 @@ def test_history_figure_of_a_diverged_run_without_epochs():
     fig.to_json()  # the page can send it to the browser
 
 
+def test_the_live_loss_figure_keeps_at_most_200_points_and_draws_gaps_for_a_diverging_run():
+    losses = [2.3 - i / 1000 for i in range(1000)]
+    line = plots.live_loss_figure(losses).data[0]
+    assert len(line.x) == len(line.y) == 200 and line.x[:2] == (1, 6) and line.y[:2] == (2.3, losses[5])
+    short = plots.live_loss_figure([2.3, 1.5, math.inf]).data[0]
+    assert list(short.x) == [1, 2, 3] and list(short.y) == [2.3, 1.5, None]
+
+
 def test_confusion_figure_shows_the_counts(tiny_result, tiny_data):
     counts = confusion_matrix(tiny_result.model, tiny_data.x_test, tiny_data.y_test, 3)
     heat = plots.confusion_figure(counts, tiny_data.classes).data[0]

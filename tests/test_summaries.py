@@ -51,6 +51,16 @@ def test_history_says_how_far_the_loss_fell_and_the_accuracy_reached(tiny_result
                                                    "diverged.")
 
 
+def test_the_live_loss_says_where_it_started_where_it_is_and_how_far_the_training_is():
+    falling = [2.3] * 10 + [1.0] * 80 + [0.5] * 10
+    assert summaries.live_loss_summary(falling, 300) == ("Training loss so far: down from 2.30 (first steps) to 0.50 "
+                                                        "(latest steps), step 100 of 300.")
+    assert summaries.live_loss_summary([0.5, 0.9], 10).startswith("Training loss so far: up from 0.50")
+    assert summaries.live_loss_summary([2.3, math.nan], 10) == ("Loss went from 2.30 to not-a-number at step 2: this "
+                                                               "training is diverging.")
+    assert summaries.live_loss_summary([], 10) == "No training steps yet."
+
+
 def test_architecture_counts_layers_channels_and_weights(tiny_result):
     model = tiny_result.model
     weights = sum(p.numel() for p in model.parameters())
