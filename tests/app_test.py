@@ -29,9 +29,6 @@ def _components():
     return manager
 
 
-_polling_wait = getattr(local_script_runner, "require_widgets_deltas", None)
-
-
 def _wait_for_the_script(runner, timeout: float = 3) -> None:
     """AppTest's wait for a script run to end, woken by the run's end instead of looking every millisecond.
 
@@ -50,10 +47,12 @@ def _wait_for_the_script(runner, timeout: float = 3) -> None:
             return
     finally:
         runner.on_event.disconnect(seen)
-    _polling_wait(runner, 0)  # past the timeout: Streamlit's stop and error
+    runner.request_stop()  # past the timeout: stopped, with Streamlit's own error
+    runner.join()
+    raise RuntimeError(f"AppTest script run timed out after {timeout}(s)")
 
 
-if _polling_wait is not None:  # a Streamlit without it keeps its own wait
+if hasattr(local_script_runner, "require_widgets_deltas"):  # a Streamlit without it keeps its own wait
     local_script_runner.require_widgets_deltas = _wait_for_the_script
 
 

@@ -118,6 +118,22 @@ def trained_data(at: AppTest):
     return load_dataset(model(at).config.dataset)
 
 
+def test_an_apptest_wakes_when_its_script_ends_and_stops_one_past_its_timeout():
+    """tests/app_test.py's wait (an event, not Streamlit's 1 ms polling): a quick script's run returns at once, a
+    script still running after the timeout is stopped with Streamlit's own error."""
+    import app_test as ours
+    from streamlit.testing.v1 import local_script_runner
+
+    assert local_script_runner.require_widgets_deltas is ours._wait_for_the_script
+    quick = AppTest.from_string("import streamlit as st\nst.write('done')")
+    started = time.perf_counter()
+    assert quick.run(timeout=10).markdown[0].value == "done" and time.perf_counter() - started < 5
+    slow = AppTest.from_string("import time\nimport streamlit as st\nfor _ in range(100):\n    time.sleep(0.05)\n"
+                               "    st.empty()")
+    with pytest.raises(RuntimeError, match=r"timed out after 0.3\(s\)"):
+        slow.run(timeout=0.3)
+
+
 def test_home_page_before_any_model(app):
     app.run()
     assert_clean(app)
