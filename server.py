@@ -147,7 +147,7 @@ def preload_in_background() -> threading.Thread:
     (warm_up; the thread's `warm_up` says how far it is); then import what the first training needs (torch._dynamo,
     which PyTorch imports when it builds the first optimizer: 1.7 s). So the first visitor of Traditional ML or
     Abstraction, or the first student to retrain, does not wait for them. Traditional ML clicked the moment Home is
-    drawn on a new server: 8.2–12.6 s with this order, 13.8–14.4 s with torch._dynamo first (sgemm 67.5–69.1)."""
+    drawn on a new server: 7.8–12.6 s with this order, 13.8–14.4 s with torch._dynamo first (sgemm 67.5–69.1)."""
     warm = WarmUp() if os.environ.get(WARM_UP_SETTING, "1").strip() != "0" else None
 
     def preload() -> None:
