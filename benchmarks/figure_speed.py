@@ -4,9 +4,10 @@ JSON lines:
   1. per page (Streamlit's AppTest, default model, caches warm after a first visit): the seconds of a rerun, the
      number of plotly figures and their JSON size, the biggest figures;
   2. the figure builders that used to dominate: the Train page's architecture chain (one shape and two annotations
-     per layer) and an image mosaic with a label per tile, built once with plotly's one-at-a-time calls
-     (add_shape/add_annotation, z= numbers: how plots.py built them before) and once as plots.py builds them now
-     (all at once, the mosaic as a PNG);
+     per layer), its history (make_subplots, then trace by trace) and an image mosaic with a label per tile, built
+     once with plotly's one-at-a-time calls (add_shape/add_annotation/add_trace/update_xaxes, z= numbers: how
+     plots.py built them before) and once as plots.py builds them now (all at once, the mosaic as a PNG); and one
+     redraw of the loss chart during a training, st.line_chart (before) against plots.live_loss_figure (now);
   3. where /usr/bin/chromium exists: the Filters & features page (the app's biggest figures) in a real browser, from
      clicking its link to its last change, first visit and again after Home.
 
@@ -87,6 +88,51 @@ def one_at_a_time_grid(tiles: list[torch.Tensor], columns: int, labels: list[str
     return fig
 
 
+def one_at_a_time_history(history) -> go.Figure:
+    """plots.history_figure as it was built before: make_subplots, then each trace and axis setting one at a time."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss per step", "accuracy per epoch"))
+    epochs = list(range(1, history.epochs + 1))
+    fig.add_trace(go.Scatter(x=list(range(1, len(history.step_loss) + 1)), y=history.step_loss), row=1, col=1)
+    fig.add_trace(go.Scatter(x=epochs, y=history.epoch_train_accuracy, mode="lines+markers"), row=1, col=2)
+    fig.add_trace(go.Scatter(x=epochs, y=history.epoch_test_accuracy, mode="lines+markers"), row=1, col=2)
+    fig.update_xaxes(title="step", row=1, col=1)
+    fig.update_xaxes(title="epoch", dtick=1, row=1, col=2)
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.02], row=1, col=2)
+    fig.update_layout(legend=dict(orientation="h", y=-0.25), height=340, title=" ")
+    return fig
+
+
+def live_chart(steps: int = 1000, repeats: int = 10) -> None:
+    """What one redraw of the loss chart during a training costs the server (Streamlit without a browser): the
+    st.line_chart it was, and plots.live_loss_figure through st.plotly_chart, as tasks.train_with_progress draws it."""
+    import pandas as pd
+    import streamlit as st
+
+    losses = [2.3 * 0.998 ** i for i in range(steps)]
+
+    def line_chart():
+        every = max(1, steps // 200)
+        st.line_chart(pd.DataFrame({"training loss": losses[::every]}, index=range(1, steps + 1, every)), height=200,
+                      x_label="step")
+
+    def plotly_chart():
+        st.plotly_chart(plots.live_loss_figure(losses), config={"displayModeBar": False})
+
+    times = {}
+    for name, draw in (("st_line_chart", line_chart), ("plotly", plotly_chart)):
+        draw()  # imports and caches first
+        runs = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            draw()
+            runs.append(time.perf_counter() - start)
+        times[f"{name}_ms"] = round(sorted(runs)[repeats // 2] * 1000, 1)
+    print(json.dumps({"figure": f"loss chart during a training ({steps:,} steps), one redraw, median of {repeats}",
+                      **times}), flush=True)
+
+
 def timed(build) -> tuple[float, int]:
     start = time.perf_counter()
     fig = build()
@@ -99,8 +145,11 @@ def builders() -> None:
     torch.manual_seed(0)
     tiles = [torch.rand(1, 3, 3) for _ in range(80)]  # the Features page's patches: 8 channels × 10 tiles of 3×3
     labels = [f"ch {i // 10}: {i % 10}" for i in range(80)]
+    history = ModelCache(default_cache_dir() / "models").get(preset_train_config("tiny", load_dataset(SAMPLE))).history
     cases = {"architecture chain, tiny (18 layers)": (lambda: one_at_a_time_architecture(rows),
                                                       lambda: plots.architecture_figure(rows)),
+             "Train page's history (loss per step, accuracy per epoch)": (lambda: one_at_a_time_history(history),
+                                                                          lambda: plots.history_figure(history)),
              "mosaic of 80 labelled 3×3 patches at 40 px": (lambda: one_at_a_time_grid(tiles, 10, labels, 40),
                                                             lambda: plots.image_grid(tiles, 10, labels, tile=40))}
     for case, (before, now) in cases.items():
@@ -127,6 +176,7 @@ def main() -> None:
     data = load_dataset(SAMPLE)
     ModelCache(default_cache_dir() / "models").get_or_train(preset_train_config("tiny", data), data)  # not timed
     builders()
+    live_chart()
     page_figures()
     browser()
 
