@@ -63,6 +63,11 @@ def _axes(layout: dict, cells: list[tuple[str, str]], which: str, **settings) ->
         layout[f"{which}axis{name[1:]}"].update(settings)
 
 
+def _drawable(values) -> list:
+    """Values a line can show: NaN and inf (where a run diverged) become None, gaps in the line."""
+    return [v if math.isfinite(v) else None for v in values]
+
+
 def _signed_colours(values: np.ndarray) -> np.ndarray:
     """One bar colour per value: the signed convention's red at or above zero, its blue below."""
     return np.where(values >= 0, POSITIVE_COLOUR, NEGATIVE_COLOUR)
@@ -135,7 +140,7 @@ def probability_figure(probs: torch.Tensor, classes: tuple[str, ...], title: str
 def history_figure(history: History) -> go.Figure:
     """Loss per step (left) and train/test accuracy per epoch (right)."""
     layout, ((x1, y1), (x2, y2)) = _grid(1, 2, ("loss per step", "accuracy per epoch"))
-    loss = [v if math.isfinite(v) else None for v in history.step_loss]  # a diverged run ends in inf/NaN
+    loss = _drawable(history.step_loss)
     epochs = list(range(1, history.epochs + 1))
     traces = [go.Scatter(x=list(range(1, len(loss) + 1)), y=loss, name="training loss",
                          line=dict(color="#d62728", width=1), xaxis=x1, yaxis=y1),
@@ -153,7 +158,7 @@ def history_figure(history: History) -> go.Figure:
 def live_loss_figure(losses: list[float], points: int = 200) -> go.Figure:
     """The training loss so far, step by step (at most `points` of them, evenly spaced), while a training runs."""
     every = max(1, len(losses) // points)
-    shown = [v if math.isfinite(v) else None for v in losses[::every]]  # a diverging run reaches inf/NaN
+    shown = _drawable(losses[::every])
     line = go.Scatter(x=list(range(1, len(losses) + 1, every)), y=shown, mode="lines", name="training loss",
                       line=dict(color="#d62728", width=1), hovertemplate="step %{x}: loss %{y:.3f}<extra></extra>")
     return _figure(line, 200, xaxis=dict(title="step"), yaxis=dict(title="training loss", rangemode="tozero"))
@@ -278,7 +283,7 @@ def before_after_figure(before: torch.Tensor, after: torch.Tensor, classes: tupl
 def steps_figure(losses: list[float], checks: list[tuple[int, float]]) -> go.Figure:
     """The loss of every step taken (left) and test accuracy measured along the way (right)."""
     layout, ((x1, y1), (x2, y2)) = _grid(1, 2, ("loss of each step", "test accuracy"))
-    finite = [v if math.isfinite(v) else None for v in losses]
+    finite = _drawable(losses)
     traces = [go.Scatter(x=list(range(1, len(losses) + 1)), y=finite, mode="lines", name="loss",
                          line=dict(color="#d62728"), xaxis=x1, yaxis=y1),
               go.Scatter(x=[s for s, _ in checks], y=[a for _, a in checks], mode="lines+markers",

@@ -43,17 +43,27 @@ def _listed(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def _first_bad_step(losses: list[float]) -> int | None:
+    """The first step (1-based) whose loss is not a number (the run diverged there), or None."""
+    return next((i for i, v in enumerate(losses, start=1) if not math.isfinite(v)), None)
+
+
+def _loss_ends(losses: list[float]) -> tuple[float, float]:
+    """The mean loss of the first and of the last few steps (up to 10 each): one batch alone is noisy."""
+    n = max(1, min(10, len(losses) // 10))
+    return _mean(losses[:n]), _mean(losses[-n:])
+
+
 def history_summary(history: History) -> str:
     """history_figure: how far the loss fell and the accuracy reached."""
     losses = history.step_loss
     if not losses:
         return "No training steps recorded."
-    broken = next((i for i, v in enumerate(losses, start=1) if not math.isfinite(v)), None)
+    broken = _first_bad_step(losses)
     if broken:
         return (f"Loss went from {_n(losses[0])} to not-a-number at step {broken:,} of {len(losses):,}: training "
                 "diverged.")
-    n = max(1, min(10, len(losses) // 10))  # the first and the last few steps: one batch alone is noisy
-    first, last = _mean(losses[:n]), _mean(losses[-n:])
+    first, last = _loss_ends(losses)
     text = (f"Loss {'fell' if last < first else 'rose'} from {_n(first)} (first steps) to {_n(last)} (last steps) "
             f"over {len(losses):,} steps ({plural(history.epochs, 'epoch')})")
     if history.epoch_test_accuracy:
@@ -66,11 +76,10 @@ def live_loss_summary(losses: list[float], total_steps: int) -> str:
     """live_loss_figure, while the training runs: where the loss started and where it is now."""
     if not losses:
         return "No training steps yet."
-    broken = next((i for i, v in enumerate(losses, start=1) if not math.isfinite(v)), None)
+    broken = _first_bad_step(losses)
     if broken:
         return f"Loss went from {_n(losses[0])} to not-a-number at step {broken:,}: this training is diverging."
-    n = max(1, min(10, len(losses) // 10))  # the first and the latest few steps: one batch alone is noisy
-    first, last = _mean(losses[:n]), _mean(losses[-n:])
+    first, last = _loss_ends(losses)
     return (f"Training loss so far: {'down' if last < first else 'up'} from {_n(first)} (first steps) to {_n(last)} "
             f"(latest steps), step {len(losses):,} of {total_steps:,}.")
 
@@ -250,7 +259,7 @@ def gradient_norm_summary(grad_norm: dict[str, list[float]]) -> str:
 
 def steps_summary(losses: list[float], checks: list[tuple[int, float]]) -> str:
     """steps_figure: the loss of the steps taken, and test accuracy along the way."""
-    broken = next((i for i, v in enumerate(losses, start=1) if not math.isfinite(v)), None)
+    broken = _first_bad_step(losses)
     loss = (f"loss {_n(losses[0])} → not a number from step {broken}" if broken
             else f"loss {_n(losses[0])} → {_n(losses[-1])}")
     return (f"{plural(len(losses), 'step')} taken: {loss}; test accuracy {percent(checks[0][1])} → "
