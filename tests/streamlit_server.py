@@ -106,16 +106,11 @@ def open_tabs_text(browser, limit: int = 3000) -> str:
     return "\n".join(parts) or "no open tabs"
 
 
-# How often a wait asks the page (ms). Playwright's default asks on every animation frame, which keeps the renderer
-# drawing 60 frames a second through a wait that may last a minute.
-POLL_MS = 100
-
-
 def wait_until_idle(page, timeout_ms: int = 120_000) -> None:
     """Wait until Streamlit has finished running the script (the app root's script state is not 'running')."""
     page.wait_for_timeout(300)  # a widget's rerun request reaches the server first
     page.wait_for_function("() => document.querySelector('[data-testid=\"stApp\"]')"
-                           "?.getAttribute('data-test-script-state') !== 'running'", timeout=timeout_ms, polling=POLL_MS)
+                           "?.getAttribute('data-test-script-state') !== 'running'", timeout=timeout_ms)
 
 
 def full_page_screenshot(page, path: Path, width: int = 1400) -> None:
@@ -140,8 +135,7 @@ WATCH_DOCUMENT = _OBSERVER % "document"
 
 def wait_until_settled(page, quiet_ms: int = 1000, timeout_ms: int = 30_000) -> float:
     """Wait until nothing watched has changed for quiet_ms; the last change's time, in seconds on the page's clock."""
-    page.wait_for_function(f"() => performance.now() - window.lastChange > {quiet_ms}", timeout=timeout_ms,
-                           polling=POLL_MS)
+    page.wait_for_function(f"() => performance.now() - window.lastChange > {quiet_ms}", timeout=timeout_ms)
     return page.evaluate("() => window.lastChange") / 1000
 
 
