@@ -58,9 +58,10 @@ def onnx_bytes(model: Net, classes: tuple[str, ...]) -> bytes:
     (N, classes); the class names are in its metadata.
 
     PyTorch's TorchScript exporter (dynamo=False), not the torch.export one that is its default: for these small
-    convolution stacks both give the same graph and answers, and it takes 0.07 s where torch.export's takes 2.7 s (5.4 s
-    the first time in a process) and imports onnxscript first (benchmarks/class_exports.py). It is deprecated, so
-    the pinned torch keeps it; tests/test_exports.py checks the file against torch's answers in onnxruntime."""
+    convolution stacks both give the same graph (batch-norm folded into its conv) and answers, and it takes 0.07 s
+    where torch.export's took 2.7 s, 5.4 s the first time in a process with its onnxscript imports (a student's first
+    ONNX download on a new server: 1.6 s against 5.8 s, benchmarks/class_exports.py). It is deprecated; the pinned
+    torch (requirements.txt) has it, and tests/test_exports.py checks its file against torch's answers in onnxruntime."""
     import onnx  # only where a model is exported (1.2 s)
 
     net = model.config

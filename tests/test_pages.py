@@ -390,7 +390,7 @@ def test_a_preset_sets_its_share_of_hardest_images_and_the_caption_explains_it(a
     assert at.select_slider(key="train_hardest").value == PRESET_TRAINING["tiny"]["hardest"] == 0.5  # the default's
     said = [c.value for c in at.caption if "After epoch 1" in c.value]  # why the loss jumps after epoch 1
     assert len(said) == 1 and "on 2,000 of the 4,000 training images (50%), drawn by their loss" in said[0]
-    # a preset turns auto-retrain on: wide trains at once, here on 100 digits (0.3 s, not 10 s on all 4,000)
+    # a preset turns auto-retrain on: wide trains at once, here on 100 digits (0.6 s, not 10 s on all 4,000)
     at.select_slider(key="train_size").set_value(100)
     at.selectbox(key="train_preset").set_value("wide")
     at.run()
