@@ -560,57 +560,6 @@ def test_the_folder_box_reads_only_inside_the_teachers_folder(app, make_image_fo
     assert model(at) is before  # nothing lost: the visitor keeps the model they had
 
 
-def test_traditional_ml_page_puts_five_models_beside_the_cnn(app):
-    at = open_page(app, TRAIN)
-    cnn = model(at)
-    open_page(at, CLASSIC)
-    fitted = at.session_state["classic_models"]
-    assert len(fitted) == 5  # the all() and max() below look at five models, not none
-    assert [r.label for r in fitted] == [m.label for m in MODELS.values()]
-    assert {r.train_images for r in fitted} == {4000} and {r.config.features for r in fitted} == {"pixels"}
-    assert all(r.test_accuracy > 0.75 for r in fitted)  # digits are easy even for a tree
-    assert cnn.metrics["test_accuracy"] > max(r.test_accuracy for r in fitted)
-
-    figures = charts(at)
-    assert {"classic_accuracy", "classic_image", "classic_templates", "classic_confusion"} <= figures.keys()
-    bars, cnn_line = figures["classic_accuracy"]["data"]
-    assert list(values(bars["y"])) == pytest.approx([r.test_accuracy for r in fitted])
-    assert list(values(cnn_line["y"])) == pytest.approx([cnn.metrics["test_accuracy"]] * len(fitted))
-    costs = at.dataframe[0].value
-    assert list(costs["model"]) == ["CNN"] + [m.label for m in MODELS.values()]
-    assert costs["learned numbers"][0] == cnn.metrics["params"]
-    assert costs["learned numbers"][4] == 4000 * (784 + 1)  # the kNN keeps every training image
-    matrices = figures["classic_confusion"]["data"]
-    assert len(matrices) == 6 and all(values(m["z"]).sum() == 1000 for m in matrices)
-    said = assert_charts_explained(at)
-    assert said["classic_accuracy"].startswith(f"Test accuracy: CNN {cnn.metrics['test_accuracy']:.1%}")
-    assert said["classic_confusion"].startswith("Right on the same 1,000 test images: CNN ")
-    assert downloads(at)["classic_btn_costs_csv"] == "⬇️ costs.csv"
-    assert at.segmented_control(key="classic_inside").value == "Logistic regression"
-    at.segmented_control(key="classic_inside").set_value("Decision tree").run()
-    assert at.code[0].value.startswith("Q1: is pixel (row ")
-    assert "classic_tree_map" in charts(at) and "classic_templates" not in charts(at)  # one view at a time
-    at.segmented_control(key="classic_inside").set_value("Nearest neighbours").run()
-    neighbours = charts(at)["classic_neighbours"]["layout"]["annotations"]
-    assert [a["text"] for a in neighbours][0] == "this image" and len(neighbours) == 1 + 3
-    at.segmented_control(key="classic_inside").set_value("CNN").run()
-    assert "classic_cnn_filters" in charts(at)
-    votes = at.dataframe[1].value
-    assert list(votes["model"]) == ["CNN"] + [m.label for m in MODELS.values()]
-    assert "classic_curves" not in figures  # measured only on request
-
-    at.select_slider(key="classic_size").set_value(1000).run()  # a smaller subset keeps the curves quick
-    at.button(key="classic_btn_curves").click().run()
-    assert_clean(at)
-    curves = {trace["name"]: list(values(trace["x"])) for trace in charts(at)["classic_curves"]["data"]}
-    assert curves["CNN"] == [100, 300, 1000, 3000, 4000]
-    assert curves["SVM (RBF kernel)"] == [100, 300, 1000]
-    assert "SVM (RBF kernel) " in assert_charts_explained(at)["classic_curves"]
-    assert downloads(at)["classic_btn_curves_csv"] == "⬇️ learning-curves.csv"
-    assert "With 100 training images the CNN gets" in text(at)
-    assert "learned from **1,000 of the 4,000** training images" in "\n".join(c.value for c in at.caption)
-
-
 def test_traditional_models_on_hog_and_cnn_features_side_by_side(app):
     at = open_page(app, TRAIN)
     open_page(at, CLASSIC)
@@ -710,67 +659,6 @@ def test_uploads_are_read_and_bad_ones_explained_while_the_page_keeps_working(ap
     at.file_uploader(key="neuron_upload").upload("one.png", buffer.getvalue(), "image/png").run()
     assert_clean(at)
     assert "sure this is a 1" in text(at)
-
-
-def test_learning_page_takes_real_steps_and_breaks_learning_without_crashing(app, monkeypatch):
-    from layerlens import learning
-    from layerlens.learning import gradient_step, random_start
-
-    monkeypatch.setattr(learning, "LESSON_IMAGES", 1000)  # the broken recipes on 1,000 of the 4,000 images: 4× quicker
-
-    at = open_page(app, TRAIN)
-    open_page(at, LEARNING)
-    trained = model(at)
-    first = int(torch.nonzero(trained_data(at).y_train == 0)[0])  # the picker starts at the first '0'
-    x, y = trained_data(at).x_train[first:first + 1], trained_data(at).y_train[first:first + 1]
-    expected = gradient_step(random_start(trained.config.net, trained.config.seed), x, y, 0.1)
-    assert metrics(at)["Loss on this image"] == f"{expected.loss_after:.3f}"
-    figures = charts(at)
-    assert list(figures["learning_norms"]["data"][0]["x"]) == ["conv1", "conv2", "conv3", "dense", "classifier"]
-    assert {"learning_kernels", "learning_kernel_gradients", "learning_history", "learning_grad_norm",
-            "learning_moved"} <= set(figures)
-    assert assert_charts_explained(at)["learning_norms"].startswith("Gradient size per layer, input side first: "
-                                                                     "conv1 ")
-
-    at.button(key="learning_btn_1").click().run()
-    assert_clean(at)
-    assert "**1 step taken.**" in text(at)
-    assert metrics(at)["Loss on this image"] != f"{expected.loss_after:.3f}"  # the next step starts lower
-    at.segmented_control(key="learning_batch").set_value(32).run()
-    for _ in range(2):
-        at.button(key="learning_btn_100").click().run()
-        assert_clean(at)
-    checks = at.session_state["learning_steps"].checks
-    assert checks[-1][0] == 201 and checks[-1][1] > checks[0][1] + 0.3  # batches of digits teach digits
-
-    at.select_slider(key="learning_rate").set_value(30.0).run()
-    at.button(key="learning_btn_100").click().run()
-    assert not at.exception
-    assert not np.isfinite(at.session_state["learning_steps"].losses[-1])  # 30 is far too high: they blew up
-    assert at.error and at.button(key="learning_btn_100").disabled
-    assert all("Start over" in e.value for e in at.error)  # the weights blew up: the page says what to do
-    at.button(key="learning_btn_reset").click().run()
-    assert_clean(at)
-    assert "steps taken" not in text(at)
-    at.segmented_control(key="learning_start").set_value("trained").run()
-    assert_clean(at)
-    assert at.session_state["learning_steps"].checks[0][1] > 0.9  # stepping on from the trained model
-
-    assert "on at most 1,000 images) with one thing broken" in text(at)
-    for name, symptom in [("too_high", "Learning rate far too high"), ("too_low", "Learning rate far too low"),
-                          ("sigmoid", "Sigmoid activations"), ("overfit", "training images: 100.0%")]:
-        at.button(key=f"learning_btn_{name}").click().run()
-        assert_clean(at)
-        assert symptom in text(at) and "The same recipe unbroken" in text(at)
-        assert model(at) is trained  # the lessons never replace the visitor's model
-    at.button(key="learning_btn_data").click().run()
-    assert_clean(at)
-    assert "4,000 images (100%)" in text(at) and "100 images (2%)" in text(at)
-    assert list(values(charts(at)["learning_data_curve"]["data"][0]["x"])) == [100, 300, 1000, 3000, 4000]
-    assert "(4,000)." in assert_charts_explained(at)["learning_data_curve"]
-    assert downloads(at)["learning_btn_data_csv"] == "⬇️ more-data.csv"
-    assert "learning_btn_data" in [b.key for b in at.button]  # the page's buttons are read
-    assert not [b for b in at.button if str(b.key).startswith("queue_btn_cancel")]  # gone with their trainings
 
 
 def test_abstraction_page_probes_every_layer_trained_untrained_and_over_training(app, monkeypatch):
@@ -1041,3 +929,121 @@ def test_photos_taken_class_by_class_become_the_train_pages_dataset(app, tmp_pat
     assert "2 classes" in at.success[0].value and "8 training and 2 test images" in at.success[0].value
     assert at.session_state["train_dataset"] == "an image folder…"
     assert (tmp_path / at.session_state["train_folder"] / "test" / "one").is_dir()
+
+
+# Last in this file: the learning curves below retrain the default recipe on 100, 300, 1,000 and 3,000 digits (about 20 s
+# of training), the same models test_browser.py's Traditional ML test measures in its server in the suite's first
+# minute. Run here after it, they come from the run's shared model cache (conftest.app_model_cache) instead of being
+# trained a second time beside it; run alone, or on a machine where the browser test comes later, they are trained here.
+
+
+def test_traditional_ml_page_puts_five_models_beside_the_cnn(app):
+    at = open_page(app, TRAIN)
+    cnn = model(at)
+    open_page(at, CLASSIC)
+    fitted = at.session_state["classic_models"]
+    assert len(fitted) == 5  # the all() and max() below look at five models, not none
+    assert [r.label for r in fitted] == [m.label for m in MODELS.values()]
+    assert {r.train_images for r in fitted} == {4000} and {r.config.features for r in fitted} == {"pixels"}
+    assert all(r.test_accuracy > 0.75 for r in fitted)  # digits are easy even for a tree
+    assert cnn.metrics["test_accuracy"] > max(r.test_accuracy for r in fitted)
+
+    figures = charts(at)
+    assert {"classic_accuracy", "classic_image", "classic_templates", "classic_confusion"} <= figures.keys()
+    bars, cnn_line = figures["classic_accuracy"]["data"]
+    assert list(values(bars["y"])) == pytest.approx([r.test_accuracy for r in fitted])
+    assert list(values(cnn_line["y"])) == pytest.approx([cnn.metrics["test_accuracy"]] * len(fitted))
+    costs = at.dataframe[0].value
+    assert list(costs["model"]) == ["CNN"] + [m.label for m in MODELS.values()]
+    assert costs["learned numbers"][0] == cnn.metrics["params"]
+    assert costs["learned numbers"][4] == 4000 * (784 + 1)  # the kNN keeps every training image
+    matrices = figures["classic_confusion"]["data"]
+    assert len(matrices) == 6 and all(values(m["z"]).sum() == 1000 for m in matrices)
+    said = assert_charts_explained(at)
+    assert said["classic_accuracy"].startswith(f"Test accuracy: CNN {cnn.metrics['test_accuracy']:.1%}")
+    assert said["classic_confusion"].startswith("Right on the same 1,000 test images: CNN ")
+    assert downloads(at)["classic_btn_costs_csv"] == "⬇️ costs.csv"
+    assert at.segmented_control(key="classic_inside").value == "Logistic regression"
+    at.segmented_control(key="classic_inside").set_value("Decision tree").run()
+    assert at.code[0].value.startswith("Q1: is pixel (row ")
+    assert "classic_tree_map" in charts(at) and "classic_templates" not in charts(at)  # one view at a time
+    at.segmented_control(key="classic_inside").set_value("Nearest neighbours").run()
+    neighbours = charts(at)["classic_neighbours"]["layout"]["annotations"]
+    assert [a["text"] for a in neighbours][0] == "this image" and len(neighbours) == 1 + 3
+    at.segmented_control(key="classic_inside").set_value("CNN").run()
+    assert "classic_cnn_filters" in charts(at)
+    votes = at.dataframe[1].value
+    assert list(votes["model"]) == ["CNN"] + [m.label for m in MODELS.values()]
+    assert "classic_curves" not in figures  # measured only on request
+
+    at.select_slider(key="classic_size").set_value(1000).run()  # a smaller subset keeps the curves quick
+    at.button(key="classic_btn_curves").click().run()
+    assert_clean(at)
+    curves = {trace["name"]: list(values(trace["x"])) for trace in charts(at)["classic_curves"]["data"]}
+    assert curves["CNN"] == [100, 300, 1000, 3000, 4000]
+    assert curves["SVM (RBF kernel)"] == [100, 300, 1000]
+    assert "SVM (RBF kernel) " in assert_charts_explained(at)["classic_curves"]
+    assert downloads(at)["classic_btn_curves_csv"] == "⬇️ learning-curves.csv"
+    assert "With 100 training images the CNN gets" in text(at)
+    assert "learned from **1,000 of the 4,000** training images" in "\n".join(c.value for c in at.caption)
+
+
+def test_learning_page_takes_real_steps_and_breaks_learning_without_crashing(app, monkeypatch):
+    from layerlens import learning
+    from layerlens.learning import gradient_step, random_start
+
+    monkeypatch.setattr(learning, "LESSON_IMAGES", 1000)  # the broken recipes on 1,000 of the 4,000 images: 4× quicker
+
+    at = open_page(app, TRAIN)
+    open_page(at, LEARNING)
+    trained = model(at)
+    first = int(torch.nonzero(trained_data(at).y_train == 0)[0])  # the picker starts at the first '0'
+    x, y = trained_data(at).x_train[first:first + 1], trained_data(at).y_train[first:first + 1]
+    expected = gradient_step(random_start(trained.config.net, trained.config.seed), x, y, 0.1)
+    assert metrics(at)["Loss on this image"] == f"{expected.loss_after:.3f}"
+    figures = charts(at)
+    assert list(figures["learning_norms"]["data"][0]["x"]) == ["conv1", "conv2", "conv3", "dense", "classifier"]
+    assert {"learning_kernels", "learning_kernel_gradients", "learning_history", "learning_grad_norm",
+            "learning_moved"} <= set(figures)
+    assert assert_charts_explained(at)["learning_norms"].startswith("Gradient size per layer, input side first: "
+                                                                     "conv1 ")
+
+    at.button(key="learning_btn_1").click().run()
+    assert_clean(at)
+    assert "**1 step taken.**" in text(at)
+    assert metrics(at)["Loss on this image"] != f"{expected.loss_after:.3f}"  # the next step starts lower
+    at.segmented_control(key="learning_batch").set_value(32).run()
+    for _ in range(2):
+        at.button(key="learning_btn_100").click().run()
+        assert_clean(at)
+    checks = at.session_state["learning_steps"].checks
+    assert checks[-1][0] == 201 and checks[-1][1] > checks[0][1] + 0.3  # batches of digits teach digits
+
+    at.select_slider(key="learning_rate").set_value(30.0).run()
+    at.button(key="learning_btn_100").click().run()
+    assert not at.exception
+    assert not np.isfinite(at.session_state["learning_steps"].losses[-1])  # 30 is far too high: they blew up
+    assert at.error and at.button(key="learning_btn_100").disabled
+    assert all("Start over" in e.value for e in at.error)  # the weights blew up: the page says what to do
+    at.button(key="learning_btn_reset").click().run()
+    assert_clean(at)
+    assert "steps taken" not in text(at)
+    at.segmented_control(key="learning_start").set_value("trained").run()
+    assert_clean(at)
+    assert at.session_state["learning_steps"].checks[0][1] > 0.9  # stepping on from the trained model
+
+    assert "on at most 1,000 images) with one thing broken" in text(at)
+    for name, symptom in [("too_high", "Learning rate far too high"), ("too_low", "Learning rate far too low"),
+                          ("sigmoid", "Sigmoid activations"), ("overfit", "training images: 100.0%")]:
+        at.button(key=f"learning_btn_{name}").click().run()
+        assert_clean(at)
+        assert symptom in text(at) and "The same recipe unbroken" in text(at)
+        assert model(at) is trained  # the lessons never replace the visitor's model
+    at.button(key="learning_btn_data").click().run()
+    assert_clean(at)
+    assert "4,000 images (100%)" in text(at) and "100 images (2%)" in text(at)
+    assert list(values(charts(at)["learning_data_curve"]["data"][0]["x"])) == [100, 300, 1000, 3000, 4000]
+    assert "(4,000)." in assert_charts_explained(at)["learning_data_curve"]
+    assert downloads(at)["learning_btn_data_csv"] == "⬇️ more-data.csv"
+    assert "learning_btn_data" in [b.key for b in at.button]  # the page's buttons are read
+    assert not [b for b in at.button if str(b.key).startswith("queue_btn_cancel")]  # gone with their trainings
