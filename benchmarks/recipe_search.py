@@ -10,7 +10,9 @@ network shape, two convs per block (double=widths), which the app's pages cannot
 images only (hard=share: after the first full_epochs, each epoch trains on that share of the images, those with the
 highest loss when last seen, pick="top", drawn with chances in proportion to it, pick="loss", or at random,
 pick="random"; a cheap form of
-selective backprop, Jiang et al. 2019); train_size=n trains on the first n images only. It prints the machine, then
+selective backprop, Jiang et al. 2019), and freezing the first conv blocks (freeze=n: blocks 1..n stop learning after
+freeze_after epochs, 0 = never learn; their backward pass is skipped, FreezeOut, Brock et al. 2017); train_size=n
+trains on the first n images only. It prints the machine, then
 one JSON line per recipe: seconds of training, test accuracy, and with --mirror-test the accuracy with test-time
 mirroring.
 
@@ -62,6 +64,10 @@ CANDIDATES = {
         dict(preset="wide", epochs=5, hard=0.25),
         dict(preset="wide", epochs=4, hard=0.5, full_epochs=2),
         dict(preset="wide", epochs=5, hard=0.33, pick="loss"),
+        dict(preset="wide", epochs=5, hard=0.33, pick="loss", freeze=1),
+        dict(preset="wide", epochs=5, hard=0.33, pick="loss", freeze=2),
+        dict(preset="wide", epochs=5, hard=0.33, pick="loss", freeze=1, freeze_after=0),
+        dict(preset="wide", epochs=8, hard=0.33, pick="loss", freeze=2),
     ],
     "cifar10": [
         dict(preset="deep", epochs=4, lr=0.005, mirror=True),
@@ -83,6 +89,8 @@ CANDIDATES = {
         dict(preset="deep", epochs=4, lr=0.005, mirror=True, translate=2),
         dict(preset="deep", epochs=6, lr=0.005, hard=0.33),
         dict(preset="deep", epochs=7, lr=0.005, hard=0.33),
+        dict(preset="deep", epochs=4, lr=0.005, mirror=True, freeze=1),
+        dict(preset="deep", epochs=5, lr=0.005, mirror=True, freeze=1),
     ],
 }
 
@@ -91,7 +99,8 @@ def train(data, preset: str, epochs: int, batch: int = 128, lr: float = 0.02, op
           smoothing: float = 0.0, decay: float = 0.0, mirror: bool = False, ema: float = 0.0, warm_up: float = 0.3,
           anneal: str = "cos", net: dict | None = None, seed: int = 0, mirror_test: bool = False,
           whiten: bool = False, double: tuple[int, ...] = (), translate: int = 0, hard: float = 0.0,
-          full_epochs: int = 1, pick: str = "top", train_size: int = 0) -> dict:
+          full_epochs: int = 1, pick: str = "top", train_size: int = 0, freeze: int = 0,
+          freeze_after: int = 1) -> dict:
     """Train one recipe in a bare loop; its seconds and test accuracy (and with mirror_test, test-time mirroring's)."""
     config = preset_config(preset, data.channels, data.image_size, data.num_classes, data.mean, data.std)
     config = dataclasses.replace(config, **(net or {}))
@@ -120,6 +129,8 @@ def train(data, preset: str, epochs: int, batch: int = 128, lr: float = 0.02, op
     start = time.perf_counter()
     first_flips = torch.rand(len(x), generator=generator) < 0.5
     for epoch in range(epochs):
+        if freeze and epoch == freeze_after:
+            frozen(model, freeze)
         model.train()
         order = torch.randperm(len(x), generator=generator)
         if hard and epoch >= full_epochs:  # selective training: the `hard` share of images with the highest last loss
@@ -162,6 +173,15 @@ def train(data, preset: str, epochs: int, batch: int = 128, lr: float = 0.02, op
             result["mirrored_test_accuracy"] = round(
                 ((probabilities + mirrored).argmax(1) == data.y_test).float().mean().item(), 4)
     return result
+
+
+def frozen(model: Net, blocks: int) -> None:
+    """Blocks 1..blocks stop learning: their kernels and batch-norm scales get no gradient, so the backward pass stops
+    at block blocks + 1's input (the batch-norm still normalises each batch by its own statistics)."""
+    for block in model.feature_info[:blocks]:
+        for name in (block.conv, block.norm):
+            if name:
+                getattr(model.layers, name).requires_grad_(False)
 
 
 def shifted(padded: torch.Tensor, idx: torch.Tensor, by: int, generator: torch.Generator) -> torch.Tensor:
