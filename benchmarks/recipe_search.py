@@ -176,8 +176,9 @@ def train(data, preset: str, epochs: int, batch: int = 128, lr: float = 0.02, op
 
 
 def frozen(model: Net, blocks: int) -> None:
-    """Blocks 1..blocks stop learning: their kernels and batch-norm scales get no gradient, so the backward pass stops
-    at the input of the first block still learning (the batch-norms still normalise each batch by its own statistics)."""
+    """Blocks 1..blocks stop learning: their kernels and batch-norm scales get no gradient, so the backward pass
+    stops at the input of the first block still learning (their batch-norms still normalise each batch by its own
+    statistics)."""
     for block in model.feature_info[:blocks]:
         for name in (block.conv, block.norm):
             if name:
