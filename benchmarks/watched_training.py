@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import tempfile
 import time
@@ -23,26 +22,20 @@ from pathlib import Path
 
 from _bench import DATA_DIR, dataset_or_skip, print_machine
 from streamlit_server import VIEWPORT, chromium, streamlit_app, wait_until_idle
+from suite_cpu import cpu_by_process
 
 # away: nobody watches; still: watched, animations off (as the tests' Chromium); animated: watched as a browser shows it
 WAYS = {"away": {"watch": False, "still": True}, "still": {"watch": True, "still": True},
         "animated": {"watch": True, "still": False}}
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds() -> dict[str, float]:
     """CPU seconds so far of every live Chromium process and of the Streamlit server, summed."""
     total = {"chromium": 0.0, "server": 0.0}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="ignore")
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # gone meanwhile
-            continue
-        seconds = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
-        if "chromium" in command:
+    for name, seconds in cpu_by_process().values():
+        if name.startswith("chromium"):
             total["chromium"] += seconds
-        elif "streamlit run" in command:
+        elif name == "python streamlit server":
             total["server"] += seconds
     return total
 
@@ -74,7 +67,10 @@ def one_way(dataset: str, seed: int, watch: bool, still: bool) -> dict:
             page.wait_for_function("() => !document.querySelector('[data-testid=\"stProgress\"]')", timeout=600_000)
         else:
             page.goto("about:blank")
-            while " done after " not in log.read_text().split(" started on ")[-1]:
+            deadline = time.monotonic() + 600
+            while not re.search(r" (done after|failed|cancelled)", log.read_text().split(" started on ")[-1]):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the training did not end within 10 minutes; see {log}")
                 time.sleep(0.5)
         after, wall = cpu_seconds(), time.perf_counter() - start
     return {"training_seconds": trained_seconds(log), "wall_seconds": round(wall, 1),
