@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 RATE_WINDOW_S = 10.0  # queue estimates follow the running training's speed over this many seconds
 FIRST_GUESS_FLOPS = 3e9  # training FLOP/s assumed until the first job has been timed (a 2-core laptop CPU)
+MIN_TIMED_SECONDS = 0.5  # a finished training teaches the estimate its speed only if it took longer than this
 
 
 class Cancelled(Exception):
@@ -326,7 +327,7 @@ class TrainingQueue:
         self.cache.put(result)
         seconds_taken = result.metrics.get("seconds", 0)
         with self._lock:
-            if seconds_taken > 0.5 and not result.diverged:
+            if seconds_taken > MIN_TIMED_SECONDS and not result.diverged:
                 achieved = job.flops / seconds_taken
                 self._timed += 1
                 self.flops_per_second += (achieved - self.flops_per_second) / min(self._timed, 5)

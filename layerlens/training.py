@@ -564,6 +564,8 @@ def fit(config: TrainConfig, data: ImageData, on_step: Callable[[Progress], None
         # the test set at the end; before that its first few, enough for the curve and much cheaper when a small
         # training set runs for many epochs (60 epochs on 50 CIFAR-10 photos: 91 s → ~20 s; epoch_test_images)
         last = epoch == config.epochs
+        if last:  # scored as it is shared and as it loads from a checkpoint: in the standard layout (see _finished)
+            model.to(memory_format=torch.contiguous_format)
         scored = len(x_test) if last else epoch_test_images(len(run.x), len(x_test))
         test_loss, test_accuracy = evaluate(model, x_test[:scored], y_test[:scored])
         history.epoch_train_loss.append(train_loss)
@@ -584,8 +586,11 @@ def fit(config: TrainConfig, data: ImageData, on_step: Callable[[Progress], None
 
 
 def _finished(model: Net) -> Net:
-    """The trained model as it is shared: on the CPU, in eval mode, without gradients or random generators."""
+    """The trained model as it is shared: on the CPU, in eval mode, without gradients or random generators, its
+    weights in the standard (NCHW) layout. A model loaded from its checkpoint has them so; left channels-last from
+    training, the same weights gave outputs 1e-7 apart on AVX-512 machines (oneDNN picks another kernel per layout)."""
     model.eval()
+    model.to(memory_format=torch.contiguous_format)
     model.zero_grad(set_to_none=True)  # the last step's gradients are no part of the trained model
     for module in model.modules():
         if isinstance(module, SeededDropout):
