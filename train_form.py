@@ -23,7 +23,7 @@ CHANNELS = [2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256]
 DENSE = [0, 16, 32, 64, 84, 128, 256]
 KERNELS, FIRST_KERNELS, BATCHES = [1, 3, 5, 7], [0, 3, 5, 7], [16, 32, 64, 128, 256, 512]
 MAX_EPOCHS, MAX_DROPOUT = 30, 0.7
-HARDEST = [0.1, 0.25, 0.33, 0.5, 1.0]  # share of the training images each epoch after the first trains on
+HARDEST = [0.1, 0.25, 0.33, 0.5, 0.66, 1.0]  # share of the training images each epoch after the first trains on
 PRESET_HELP = ("tiny: 3 small blocks · lenet: LeCun's classic · wide: 3 blocks of more channels, for clothes · "
                "deep: 4 wide blocks for colour photos")
 
