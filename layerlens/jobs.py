@@ -26,7 +26,10 @@ log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 RATE_WINDOW_S = 10.0  # queue estimates follow the running training's speed over this many seconds
-FIRST_GUESS_FLOPS = 3e9  # training FLOP/s assumed until the first job has been timed (a 2-core laptop CPU)
+# training FLOP/s assumed until the first job has been timed: below the slowest seen, the `tiny` preset on a 2-core
+# AVX2 machine (14 GFLOP/s; `wide` 41, `deep` 63 there, 2–3× that with AVX-512: benchmarks/train_speed.py). 3e9 before
+# told the first CIFAR-10 student "about 61 min" for a training of 1.5 min
+FIRST_GUESS_FLOPS = 1e10
 MIN_TIMED_SECONDS = 0.5  # a finished training teaches the estimate its speed only if it took longer than this
 
 
