@@ -330,7 +330,7 @@ PRESETS: dict[str, dict] = {
     # (Fashion-MNIST: 91.9% in 3 epochs, where lenet gets 89.1% in 4; benchmarks/train_speed.py --recipes).
     "wide": dict(channels=(16, 32, 64), kernel_size=3, batch_norm=True, activation="relu", dense=64),
     # Four blocks for colour photos: edges → motifs → parts → objects (CIFAR-10: 79% after 1 full epoch and 5 on the
-    # hardest two thirds, 50–70 s on 2 AVX-512 cores at sgemm 180, about 3× that on AVX2). 16 first-layer channels,
+    # hardest two thirds, 50–70 s on 2 AVX-512 cores at sgemm 180, 3–4× that on AVX2). 16 first-layer channels,
     # not 24: PyTorch's channels-last batch-norm is 2.2–2.8× slower per value on 24 channels than on 16 or 32, so a
     # step took 63–76 ms with 24 against 51–57 ms with 16 (train_speed.py --first-channels, sgemm 190) for the same
     # accuracy.
