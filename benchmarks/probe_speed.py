@@ -3,11 +3,12 @@
 One JSON line per model: the seconds to extract every layer's activations for the test images and fit
 a probe per layer, the probe accuracy per layer (input pixels first), and each layer's class separation
 (silhouette). The model (the dataset's recipe) is trained first if it is not in the cache (not timed; set
-LAYERLENS_CACHE to a folder to keep it between runs: CIFAR-10's takes about 80 s). Where /usr/bin/chromium exists,
-a last line times the Abstraction page in a real browser: the first render (every probe curve, over training too,
-and the maps) and, after a visit to Home, the render from cache; then the same on a server started again, which
-finds the probes and maps on disk (<LAYERLENS_CACHE>/results). The browser opens the model's link on the Layers
-page first (the server loads the dataset and the model there, untimed), then clicks Abstraction.
+LAYERLENS_CACHE to a folder to keep it between runs: CIFAR-10's takes about 60 s at sgemm 180, 200 s on AVX2).
+Where /usr/bin/chromium exists, a last line times the Abstraction page in a real browser: the first render (every
+probe curve, over training too, and the maps) and, after a visit to Home, the render from cache; then the same on a
+server started again, which finds the probes and maps on disk (<LAYERLENS_CACHE>/results). The browser opens the
+model's link on the Layers page first (the server loads the dataset and the model there, untimed), then clicks
+Abstraction.
 
     python benchmarks/probe_speed.py [--images 1000]
     python benchmarks/probe_speed.py --dataset cifar10 [--data-dir ../shared/data]   # issue 12: ≤ 20 s on AVX2
