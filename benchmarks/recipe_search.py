@@ -11,8 +11,11 @@ images only (hard=share: after the first full_epochs, each epoch trains on that 
 highest loss when last seen, pick="top", drawn with chances in proportion to it, pick="loss", or at random,
 pick="random"; a cheap form of
 selective backprop, Jiang et al. 2019), and freezing the first conv blocks (freeze=n: blocks 1..n stop learning after
-freeze_after epochs, 0 = never learn; their backward pass is skipped, FreezeOut, Brock et al. 2017); train_size=n
-trains on the first n images only. It prints the machine, then
+freeze_after epochs, 0 = never learn; their backward pass is skipped, FreezeOut, Brock et al. 2017),
+pool_first=True (each block conv → pool → batch-norm → ReLU, airbench's order: batch-norm on a quarter of the values,
+but a block-1 neuron is then no weighted sum the pages can show), bare_first=True (block 1 without batch-norm, its
+conv with a bias), first_share=s (the first epoch on that share of the images at random; the rest start at an
+untrained network's loss); train_size=n trains on the first n images only. It prints the machine, then
 one JSON line per recipe: seconds of training, test accuracy, and with --mirror-test the accuracy with test-time
 mirroring.
 
@@ -70,6 +73,9 @@ CANDIDATES = {
         dict(preset="wide", epochs=5, hard=0.33, pick="loss", freeze=2),
         dict(preset="wide", epochs=5, hard=0.33, pick="loss", freeze=1, freeze_after=0),
         dict(preset="wide", epochs=8, hard=0.33, pick="loss", freeze=2),
+        dict(preset="wide", epochs=5, hard=0.33, pick="loss", pool_first=True),
+        dict(preset="wide", epochs=5, hard=0.33, pick="loss", bare_first=True),
+        dict(preset="wide", epochs=6, hard=0.33, pick="loss", first_share=0.5),
     ],
     "cifar10": [
         dict(preset="deep", epochs=4, lr=0.005, mirror=True),
@@ -100,6 +106,11 @@ CANDIDATES = {
         dict(preset="deep", epochs=7, lr=0.005, mirror=True, hard=0.66, pick="loss"),
         dict(preset="deep", epochs=6, lr=0.005, mirror=True, hard=0.5, pick="loss"),
         dict(preset="deep", epochs=5, lr=0.005, mirror=True, hard=0.75, pick="loss"),
+        dict(preset="deep", epochs=6, lr=0.005, mirror=True, hard=0.66, pick="loss", pool_first=True),
+        dict(preset="deep", epochs=6, lr=0.005, mirror=True, hard=0.66, pick="loss", bare_first=True),
+        dict(preset="deep", epochs=6, lr=0.005, mirror=True, hard=0.66, pick="loss", warm_up=0.15, anneal="linear"),
+        dict(preset="deep", epochs=6, lr=0.005, mirror=True, hard=0.66, pick="loss", ema=0.995),
+        dict(preset="deep", epochs=6, batch=64, lr=0.0035, mirror=True, hard=0.66, pick="loss"),
     ],
 }
 
@@ -109,12 +120,16 @@ def train(data, preset: str, epochs: int, batch: int = 128, lr: float = 0.02, op
           anneal: str = "cos", net: dict | None = None, seed: int = 0, mirror_test: bool = False,
           whiten: bool = False, double: tuple[int, ...] = (), translate: int = 0, hard: float = 0.0,
           full_epochs: int = 1, pick: str = "top", train_size: int = 0, freeze: int = 0,
-          freeze_after: int = 1) -> dict:
+          freeze_after: int = 1, pool_first: bool = False, bare_first: bool = False, first_share: float = 1.0) -> dict:
     """Train one recipe in a bare loop; its seconds and test accuracy (and with mirror_test, test-time mirroring's)."""
     config = preset_config(preset, data.channels, data.image_size, data.num_classes, data.mean, data.std)
     config = dataclasses.replace(config, **(net or {}))
     torch.manual_seed(seed)
     model = (double_conv_net(config, double) if double else Net(config, seed=seed)).to(memory_format=TRAINING_LAYOUT)
+    if bare_first:
+        without_first_norm(model)
+    if pool_first:  # after: it reorders the steps bare_first leaves
+        pool_before_norm(model)
     x, y = data.x_train.contiguous(memory_format=TRAINING_LAYOUT), data.y_train
     if train_size:
         x, y = x[:train_size], y[:train_size]
@@ -128,8 +143,11 @@ def train(data, preset: str, epochs: int, batch: int = 128, lr: float = 0.02, op
         optimizer = (torch.optim.AdamW if opt == "adamw" else torch.optim.Adam)(model.parameters(), lr=lr,
                                                                                 weight_decay=decay)
     kept = max(1, round(hard * len(x))) if hard else len(x)
-    steps = sum(math.ceil((len(x) if e < full_epochs or not hard else kept) / batch) for e in range(epochs))
-    last_loss = torch.full((len(x),), float("inf"))
+    first = max(1, round(first_share * len(x)))
+    steps = sum(math.ceil(((first if e == 0 else len(x)) if e < full_epochs or not hard else kept) / batch)
+                for e in range(epochs))
+    # first_share < 1: the first epoch trains on that share at random; the others start at an untrained network's loss
+    last_loss = torch.full((len(x),), float("inf") if first_share >= 1 else math.log(data.num_classes))
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps,
                                                    pct_start=warm_up, anneal_strategy=anneal)
     generator = torch.Generator().manual_seed(seed)
@@ -142,6 +160,8 @@ def train(data, preset: str, epochs: int, batch: int = 128, lr: float = 0.02, op
             frozen(model, freeze)
         model.train()
         order = torch.randperm(len(x), generator=generator)
+        if epoch == 0:
+            order = order[:first]
         if hard and epoch >= full_epochs:  # selective training: the `hard` share of images with the highest last loss
             if pick == "top":
                 order = last_loss.topk(kept).indices
@@ -168,8 +188,8 @@ def train(data, preset: str, epochs: int, batch: int = 128, lr: float = 0.02, op
             schedule.step()
             if average is not None:
                 with torch.no_grad():
-                    for kept, now in zip(average.state_dict().values(), model.state_dict().values()):
-                        kept.lerp_(now, 1 - ema) if kept.dtype.is_floating_point else kept.copy_(now)
+                    for mean, now in zip(average.state_dict().values(), model.state_dict().values()):
+                        mean.lerp_(now, 1 - ema) if mean.dtype.is_floating_point else mean.copy_(now)
     seconds = time.perf_counter() - start
     scored = (average or model).eval()
     with torch.no_grad():
@@ -182,6 +202,31 @@ def train(data, preset: str, epochs: int, batch: int = 128, lr: float = 0.02, op
             result["mirrored_test_accuracy"] = round(
                 ((probabilities + mirrored).argmax(1) == data.y_test).float().mean().item(), 4)
     return result
+
+
+def pool_before_norm(model: Net) -> None:
+    """Each block pools its conv's maps before batch-norm and ReLU (conv → pool → batch-norm → ReLU, airbench's
+    order): batch-norm then runs on a quarter of the values, with statistics of the pooled maps."""
+    steps = []
+    for name, module in model.layers.named_children():
+        if isinstance(module, nn.MaxPool2d):
+            continue
+        steps.append(module)
+        if isinstance(module, nn.Conv2d):
+            steps.append(getattr(model.layers, name.replace("conv", "pool")))
+    model._steps = steps
+
+
+def without_first_norm(model: Net) -> None:
+    """Block 1 without batch-norm: its conv gets a bias instead (conv → ReLU → pool), so no batch-norm runs on the
+    biggest maps."""
+    from layerlens.nets import FIRST_KERNEL_INIT_SCALE, _pool_then_relu
+
+    model.layers.bn1 = nn.Identity()
+    with torch.no_grad():
+        model.layers.conv1.weight.div_(FIRST_KERNEL_INIT_SCALE)  # PyTorch's own start: no batch-norm to rescale it
+    model.layers.conv1.bias = nn.Parameter(torch.zeros(model.layers.conv1.out_channels))
+    model._steps = _pool_then_relu(list(model.layers.named_children()))
 
 
 def frozen(model: Net, blocks: int) -> None:
