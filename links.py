@@ -27,8 +27,9 @@ MODEL_FIELDS = {"data": ("dataset", None), "ch": (None, "channels"), "k": (None,
                 "act": (None, "activation"), "dense": (None, "dense"), "drop": (None, "dropout"),
                 "opt": ("optimizer", None), "lr": ("learning_rate", None), "bs": ("batch_size", None),
                 "ep": ("epochs", None), "n": ("train_size", None), "sched": ("schedule", None),
-                "mirror": ("augment", None), "seed": ("seed", None), "hard": ("hardest", None)}
-OPTIONAL_FIELDS = ("hard",)  # added later: a link made before it existed trains as it did then (TrainConfig's default)
+                "mirror": ("augment", None), "seed": ("seed", None), "hard": ("hardest", None),
+                "pf": ("pool_before_norm", None)}
+OPTIONAL_FIELDS = ("hard", "pf")  # added later: a link made before it existed trains as it did then (TrainConfig's default)
 VIEW_TYPES = (bool, int, float, str)
 NOTE_KEY = "link_note"  # a sentence about the link, shown once
 # flags a link may carry besides the model and the view: presenter view, Train settings hidden from students, the

@@ -21,11 +21,12 @@ CONTROLS = {
     "dense": ("train_dense",), "drop": ("train_dropout",),
     "opt": ("train_optimizer",), "lr": ("train_lr",), "bs": ("train_batch",), "ep": ("train_epochs",),
     "mirror": ("train_augment",), "sched": ("train_schedule",), "seed": ("train_seed",), "hard": ("train_hardest",),
+    "pf": ("train_pool_first",),
 }
 # the sidebar's groups of Train settings: a group whose settings are all hidden is hidden too
 GROUPS = (("k", "k1", "pad", "bn", "act", "dense", "drop", "ch"),
-          ("opt", "lr", "bs", "ep", "hard", "mirror", "sched", "seed"))
-ADVANCED = ("k1", "pad", "drop", "opt", "sched", "mirror", "seed", "bs", "hard")  # hidden in presenter view
+          ("opt", "lr", "bs", "ep", "hard", "pf", "mirror", "sched", "seed"))
+ADVANCED = ("k1", "pad", "drop", "opt", "sched", "mirror", "seed", "bs", "hard", "pf")  # hidden in presenter view
 SAVED_MODELS = "train_save_name"  # the Train page's saved-models box, hidden from students when settings are
 KEY = re.compile(r"[a-z][a-z0-9_]*")
 

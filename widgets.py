@@ -18,6 +18,22 @@ def default(key: str, value, allowed=None) -> None:
         st.session_state[key] = value
 
 
+FOLLOWED = "widgets_followed"  # widget key → (what it was picked for, the value picked), for follow
+
+
+def follow(key: str, value, context: str) -> None:
+    """A default that follows context (the image a page shows): set as default does, and set again to the new pick
+    when context changes, as long as the visitor left the widget at the page's last pick. So a neuron picked because
+    it fires on one image is picked afresh for the next, while one the visitor chose stays."""
+    followed = st.session_state.setdefault(FOLLOWED, {})
+    picked = followed.get(key)
+    fresh = key not in st.session_state or (
+        picked is not None and picked[0] != context and st.session_state[key] == picked[1])
+    if fresh:
+        st.session_state[key] = value
+        followed[key] = (context, value)
+
+
 CANVAS = dict(stroke_width=22, stroke_color="#ffffff", background_color="#000000", height=280, width=280)
 DRAW, UPLOAD, TEST_IMAGE = "Draw", "Upload a photo", "Test image"
 

@@ -12,8 +12,9 @@ highest loss when last seen, pick="top", drawn with chances in proportion to it,
 pick="random"; a cheap form of
 selective backprop, Jiang et al. 2019), and freezing the first conv blocks (freeze=n: blocks 1..n stop learning after
 freeze_after epochs, 0 = never learn; their backward pass is skipped, FreezeOut, Brock et al. 2017),
-pool_first=True (each block conv → pool → batch-norm → ReLU, airbench's order: batch-norm on a quarter of the values,
-but a block-1 neuron is then no weighted sum the pages can show), bare_first=True (block 1 without batch-norm, its
+pool_first=True (in training each block conv → pool → batch-norm → ReLU, airbench's order: batch-norm on a quarter of
+the values; once trained the same network as the pages show, as training keeps batch-norm's scales at 0 or more;
+the app's TrainConfig.pool_before_norm since 2026-12-08, nets._pool_then_norm), bare_first=True (block 1 without batch-norm, its
 conv with a bias), first_share=s (the first epoch on that share of the images at random; the rest start at an
 untrained network's loss); train_size=n trains on the first n images only. It prints the machine, then
 one JSON line per recipe: seconds of training, test accuracy, and with --mirror-test the accuracy with test-time
@@ -128,8 +129,8 @@ def train(data, preset: str, epochs: int, batch: int = 128, lr: float = 0.02, op
     model = (double_conv_net(config, double) if double else Net(config, seed=seed)).to(memory_format=TRAINING_LAYOUT)
     if bare_first:
         without_first_norm(model)
-    if pool_first:  # after: it reorders the steps bare_first leaves
-        pool_before_norm(model)
+    if pool_first and isinstance(model, Net):
+        model.pool_first = True
     x, y = data.x_train.contiguous(memory_format=TRAINING_LAYOUT), data.y_train
     if train_size:
         x, y = x[:train_size], y[:train_size]
@@ -185,6 +186,8 @@ def train(data, preset: str, epochs: int, batch: int = 128, lr: float = 0.02, op
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if pool_first:  # as the app's fit does: pooling before batch-norm needs it
+                model.keep_norm_scales_positive()
             schedule.step()
             if average is not None:
                 with torch.no_grad():
@@ -204,29 +207,17 @@ def train(data, preset: str, epochs: int, batch: int = 128, lr: float = 0.02, op
     return result
 
 
-def pool_before_norm(model: Net) -> None:
-    """Each block pools its conv's maps before batch-norm and ReLU (conv → pool → batch-norm → ReLU, airbench's
-    order): batch-norm then runs on a quarter of the values, with statistics of the pooled maps."""
-    steps = []
-    for name, module in model.layers.named_children():
-        if isinstance(module, nn.MaxPool2d):
-            continue
-        steps.append(module)
-        if isinstance(module, nn.Conv2d):
-            steps.append(getattr(model.layers, name.replace("conv", "pool")))
-    model._steps = steps
-
-
 def without_first_norm(model: Net) -> None:
     """Block 1 without batch-norm: its conv gets a bias instead (conv → ReLU → pool), so no batch-norm runs on the
     biggest maps."""
-    from layerlens.nets import FIRST_KERNEL_INIT_SCALE, _pool_then_relu
+    from layerlens.nets import FIRST_KERNEL_INIT_SCALE, _pool_then_norm, _pool_then_relu
 
     model.layers.bn1 = nn.Identity()
     with torch.no_grad():
         model.layers.conv1.weight.div_(FIRST_KERNEL_INIT_SCALE)  # PyTorch's own start: no batch-norm to rescale it
     model.layers.conv1.bias = nn.Parameter(torch.zeros(model.layers.conv1.out_channels))
     model._steps = _pool_then_relu(list(model.layers.named_children()))
+    model._pooled_first = _pool_then_norm(list(model.layers.named_children()))
 
 
 def frozen(model: Net, blocks: int) -> None:

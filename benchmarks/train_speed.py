@@ -9,6 +9,7 @@ their ratio, and the training's achieved GFLOP/s (operation count over seconds) 
     python benchmarks/train_speed.py --layouts
     python benchmarks/train_speed.py --first-channels
     python benchmarks/train_speed.py --reorder
+    python benchmarks/train_speed.py --pool-first
     python benchmarks/train_speed.py --compile
 
 --layouts times one training step of each preset (batch 128, Adam) in NCHW and in channels-last (where
@@ -18,7 +19,11 @@ nets.BatchNorm2d runs few channels in NCHW), best of 3 rounds, and prints their 
 first block, best of 3 rounds: why `deep` starts with 16 (PyTorch's channels-last batch-norm is slow on 24).
 
 --reorder times a training step of each preset through Net.forward, which runs each ReLU after its pooling (the same
-numbers on a quarter of the values), and through its layers in their order, as inspection runs them.
+numbers on a quarter of the values), and through its layers in their order, as inspection runs them (in training,
+Net.forward also pools before batch-norm: both changes together).
+
+--pool-first times a training step of each preset with each block's batch-norm after its pooling, as Net.forward
+trains now (conv → pool → batch-norm → ReLU), and before it (conv → batch-norm → pool → ReLU), taking turns.
 
 --compile times torch.compile (inductor, C++ kernels) against eager per preset, and says whether the compiling pays
 back within the preset's recipe: how many steps it would take, against how many the recipe has.
@@ -101,6 +106,7 @@ def bare_images_per_second(config: TrainConfig, x: torch.Tensor, y: torch.Tensor
     """The same training as fit(), written as the shortest PyTorch loop: no callbacks, history or checks."""
     torch.manual_seed(config.seed)
     model = Net(config.net).to(memory_format=TRAINING_LAYOUT)
+    model.pool_first = config.pool_before_norm and config.net.batch_norm
     x = x.contiguous(memory_format=TRAINING_LAYOUT)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     total = config.epochs * math.ceil(len(x) / config.batch_size)
@@ -120,6 +126,8 @@ def bare_images_per_second(config: TrainConfig, x: torch.Tensor, y: torch.Tensor
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if model.pool_first:
+                model.keep_norm_scales_positive()
             scheduler.step()
         seconds += time.perf_counter() - start
     return len(x) * config.epochs / seconds
@@ -183,6 +191,21 @@ def reorder_table() -> None:
         print(json.dumps({"preset": preset, "batch": 128, "layers_in_order_ms_per_step": round(ms["layers_in_order"], 1),
                           "forward_ms_per_step": round(ms["forward"], 1),
                           "speed_up": round(ms["layers_in_order"] / ms["forward"], 2)}), flush=True)
+
+
+def pool_first_table() -> None:
+    """ms per training step of every preset with each block's batch-norm after its pooling (Net.forward in training,
+    nets._pool_then_norm) and before it (conv → batch-norm → pool → ReLU, the training order until 2026-12-08)."""
+
+    def pooled_first(model):
+        model.pool_first = True
+        return model
+
+    for preset, net in preset_nets():
+        ms = compare_steps(net, {"norm_first": lambda model: model, "pool_first": pooled_first})
+        print(json.dumps({"preset": preset, "batch": 128, "norm_first_ms_per_step": round(ms["norm_first"], 1),
+                          "pool_first_ms_per_step": round(ms["pool_first"], 1),
+                          "speed_up": round(ms["norm_first"] / ms["pool_first"], 2)}), flush=True)
 
 
 def compile_table() -> None:
@@ -292,6 +315,8 @@ def main() -> None:
     parser.add_argument("--layouts", action="store_true", help="time a training step in NCHW and channels-last")
     parser.add_argument("--reorder", action="store_true", help="time a training step through Net.forward and "
                         "through the layers in their order")
+    parser.add_argument("--pool-first", action="store_true", help="time a training step with each batch-norm after "
+                        "its pooling (now) and before it")
     parser.add_argument("--compile", action="store_true", help="time torch.compile against eager, compile included")
     parser.add_argument("--first-channels", action="store_true", help="time a deep training step with 16, 24 and "
                         "32 first-block channels")
@@ -311,6 +336,9 @@ def main() -> None:
         return
     if args.compile:
         compile_table()
+        return
+    if args.pool_first:
+        pool_first_table()
         return
     for dataset, preset in CASES:
         if args.only and dataset != args.only:

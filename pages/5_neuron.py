@@ -1,4 +1,6 @@
 """One neuron page: your own digit or photo, its prediction, and the arithmetic of any single neuron."""
+import hashlib
+
 import pandas as pd
 import streamlit as st
 import torch
@@ -44,14 +46,19 @@ def microscope(model, image: torch.Tensor, outputs, classes, best: int) -> None:
     layer = c_layer.selectbox("Layer", list(names), format_func=names.get, key="neuron_layer")
     block = {b.conv: b for b in net.feature_info()}.get(layer)  # None for dense and classifier
     count = outputs[layer].shape[1]
-    widgets.default(f"neuron_channel_{layer}", min(best, count - 1) if layer == "classifier" else 0)
+    seen = hashlib.sha1(image.numpy().tobytes()).hexdigest()  # the neuron, its row and column follow a new image
+    if layer == "classifier":
+        widgets.follow(f"neuron_channel_{layer}", min(best, count - 1), seen)
+    else:  # start at the neuron that fires most on this image: a silent one would be a dull first look
+        fired = outputs[block.act if block else "dense_act"][0]
+        widgets.follow(f"neuron_channel_{layer}", int(fired.reshape(count, -1).amax(1).argmax()), seen)
     channel = c_channel.slider("Neuron (channel)" if block else "Neuron", 0, count - 1, key=f"neuron_channel_{layer}")
     row = col = 0
     if block:
         size = outputs[layer].shape[-1]
         strongest = divmod(int(outputs[block.act][0, channel].argmax()), size)
-        widgets.default(f"neuron_row_{layer}_{channel}", strongest[0])
-        widgets.default(f"neuron_col_{layer}_{channel}", strongest[1])
+        widgets.follow(f"neuron_row_{layer}_{channel}", strongest[0], seen)
+        widgets.follow(f"neuron_col_{layer}_{channel}", strongest[1], seen)
         row = c_row.slider("Row", 0, size - 1, key=f"neuron_row_{layer}_{channel}")
         col = c_col.slider("Column", 0, size - 1, key=f"neuron_col_{layer}_{channel}")
     n = neuron_sum(model, image, layer, channel, row, col, outputs)

@@ -57,10 +57,16 @@ def test_layers_are_named_steps_in_order():
         "normalize", "conv1", "act1", "pool1", "flatten", "classifier"]
 
 
-def _forward_names(model: Net) -> list[str]:
-    """The names of the modules Net.forward runs, in its order."""
+def _forward_names(model: Net, steps: str = "_steps") -> list[str]:
+    """The names of the modules Net.forward runs (or, with steps="_pooled_first", when it trains pooling first)."""
     names = {id(m): n for n, m in model.layers.named_children()}
-    return [names[id(s)] for s in model._steps if isinstance(s, torch.nn.Module)]
+    return [names[id(s)] for s in getattr(model, steps) if isinstance(s, torch.nn.Module)]
+
+
+def _through(steps, x):
+    for step in steps:
+        x = step(x)
+    return x
 
 
 @pytest.mark.parametrize("config", [
@@ -70,27 +76,76 @@ def _forward_names(model: Net) -> list[str]:
     grey(channels=(4, 8), activation="tanh"),
 ], ids=lambda c: f"{len(c.channels)}blocks-{c.activation}-bn{c.batch_norm}")
 def test_forward_gives_the_numbers_and_gradients_of_the_layers_in_their_order(config):
-    # forward runs each ReLU after its pooling (nets._pool_then_relu); the pages run the layers in their own order
-    model = Net(config, seed=3).train()
-    x = torch.rand(16, config.in_channels, config.image_size, config.image_size).contiguous(
-        memory_format=torch.channels_last)
-    fast, plain = model(x), model.layers(x)
-    assert torch.equal(fast, plain)
-    grads = []
-    for out in (fast, plain):
-        model.zero_grad()
-        torch.nn.functional.cross_entropy(out, torch.arange(16) % 10).backward(retain_graph=True)
-        grads.append([p.grad.clone() for p in model.parameters()])
-    for a, b in zip(*grads):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # forward runs each ReLU after its pooling (nets._pool_then_relu); the pages run the layers in their own order.
+    # (Training with pool_first set, below, also pools before batch-norm.)
+    for mode in ("eval", "train"):
+        model = getattr(Net(config, seed=3), mode)()
+        x = torch.rand(16, config.in_channels, config.image_size, config.image_size).contiguous(
+            memory_format=torch.channels_last)
+        fast, plain = model(x), model.layers(x)
+        assert torch.equal(fast, plain)
+        grads = []
+        for out in (fast, plain):
+            model.zero_grad()
+            torch.nn.functional.cross_entropy(out, torch.arange(16) % 10).backward(retain_graph=True)
+            grads.append([p.grad.clone() for p in model.parameters()])
+        for a, b in zip(*grads):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
     copied = copy.deepcopy(model)  # what the Learning page and the exports work on: its own layers, not the original's
-    assert [id(s) for s in copied._steps if isinstance(s, torch.nn.Module)] == \
-        [id(copied.layers.get_submodule(n)) for n in _forward_names(model)]
+    for steps in ("_steps", "_pooled_first"):
+        assert [id(s) for s in getattr(copied, steps) if isinstance(s, torch.nn.Module)] == \
+            [id(copied.layers.get_submodule(n)) for n in _forward_names(model, steps)]
     reordered = [getattr(step, "__name__", type(step).__name__) for step in model._steps]
     if config.activation == "relu":
         assert "ReLU" not in reordered[:-3] and reordered.count("relu_") == len(config.channels)
     else:
         assert "relu_" not in reordered
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_training_pools_before_batch_norm_and_the_trained_network_is_the_one_the_pages_show(activation):
+    config = grey(channels=(8, 16, 32), activation=activation)
+    model = Net(config, seed=3).train()
+    model.pool_first = True  # as fit sets it from TrainConfig.pool_before_norm
+    by_hand = copy.deepcopy(model)  # the same weights and batch-norm running averages
+    x = torch.rand(32, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    # training: conv → pool → batch-norm → activation, so batch-norm normalises the pooled maps
+    h = by_hand.layers.normalize(x)
+    for block in config.feature_info():
+        layer = by_hand.layers.get_submodule
+        h = layer(block.act)(layer(block.norm)(layer(block.pool)(layer(block.conv)(h))))
+    h = by_hand.layers.classifier(by_hand.layers.dense_act(by_hand.layers.dense(h.flatten(1))))
+    assert torch.equal(model(x), h)
+    assert torch.equal(model.layers.bn1.running_mean, by_hand.layers.bn1.running_mean)
+    assert not torch.equal(model(x), model.layers(x))  # the layers in their order would normalise the unpooled maps
+    model.pool_first = False
+    assert torch.equal(model(x), model.layers(x))  # training as before
+    model.pool_first = True
+    # training keeps every batch-norm scale at 0 or more, here pushed below it on purpose
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for step in range(5):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), torch.arange(32) % 10).backward()
+        optimizer.step()
+        if step == 4:
+            with torch.no_grad():
+                model.layers.bn2.weight[:4] = -1.0
+        model.keep_norm_scales_positive()
+    scales = torch.cat([m.weight for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)])
+    assert (scales >= 0).all() and (model.layers.bn2.weight[:4] == 0).all()
+    # so once trained, pooling first or last gives the same numbers: the network the pages show, layer by layer
+    model.eval()
+    x = torch.randn(64, 1, 28, 28)
+    with torch.no_grad():
+        pooled_first, in_order = _through(model._pooled_first, x), model.layers(x)
+    if activation == "relu":
+        assert torch.equal(pooled_first, in_order)
+    else:  # the same up to the last bit of a vectorised tanh or sigmoid
+        torch.testing.assert_close(pooled_first, in_order, rtol=1e-6, atol=1e-6)
+    # a negative scale would turn each block's max-pooling into a min-pooling: that is what the clamp prevents
+    with torch.no_grad():
+        model.layers.bn1.weight[0] = -1.0
+        assert not torch.allclose(_through(model._pooled_first, x), model.layers(x))
 
 
 def test_normalize_uses_the_dataset_statistics():

@@ -244,18 +244,19 @@ def link_params(**settings) -> dict[str, str]:
 
 def test_a_link_rebuilds_its_model_and_the_train_page_shows_its_settings(app):
     params = link_params(epochs=2, seed=3)
-    del params["hard"]  # a link made before that setting existed: every image, every epoch, as then
+    del params["hard"], params["pf"]  # a link made before those settings existed: it trains as then
     for key, value in params.items():
         app.query_params[key] = value
     app.run()
     assert_clean(app)
     linked = model(app)
     assert (linked.config.epochs, linked.config.seed, linked.metrics["epochs"], linked.config.hardest) == (2, 3, 2, 1)
+    assert not linked.config.pool_before_norm
     assert {k: app.query_params[k] for k in params} == params  # the address bar keeps the link
     open_page(app, TRAIN)
     assert model(app) is linked  # the Train page's widgets describe it: nothing retrains
     assert app.slider(key="train_epochs").value == 2 and app.number_input(key="train_seed").value == 3
-    assert app.select_slider(key="train_hardest").value == 1
+    assert app.select_slider(key="train_hardest").value == 1 and not app.checkbox(key="train_pool_first").value
 
 
 def test_a_link_carries_the_share_of_hardest_images(app):
@@ -264,8 +265,10 @@ def test_a_link_carries_the_share_of_hardest_images(app):
     app.run()
     assert_clean(app)
     assert (model(app).config.hardest, app.query_params["hard"]) == (0.5, "0.5")
+    assert (model(app).config.pool_before_norm, app.query_params["pf"]) == (True, "1")  # the preset's, as the link
     open_page(app, TRAIN)
     assert model(app).config.hardest == 0.5 and app.select_slider(key="train_hardest").value == 0.5
+    assert app.checkbox(key="train_pool_first").value
 
 
 @pytest.mark.parametrize("page, view, shown", [
@@ -388,6 +391,7 @@ def test_auto_retrain_off_waits_for_the_train_button(app):
 def test_a_preset_sets_its_share_of_hardest_images_and_the_caption_explains_it(app):
     at = open_page(app, TRAIN)
     assert at.select_slider(key="train_hardest").value == PRESET_TRAINING["tiny"]["hardest"] == 0.5  # the default's
+    assert at.checkbox(key="train_pool_first").value and model(at).config.pool_before_norm  # the grey presets' too
     said = [c.value for c in at.caption if "After epoch 1" in c.value]  # why the loss jumps after epoch 1
     assert len(said) == 1 and "on 2,000 of the 4,000 training images (50%), drawn by their loss" in said[0]
     # a preset turns auto-retrain on: wide trains at once, here on 100 digits (0.6 s, not 10 s on all 4,000)
@@ -410,6 +414,11 @@ def test_a_preset_sets_its_share_of_hardest_images_and_the_caption_explains_it(a
     assert model(at).config.hardest == 0.25
     said = [c.value for c in at.caption if "After epoch 1" in c.value]
     assert len(said) == 1 and "on 1,000 of the 4,000 training images (25%), drawn by their loss" in said[0]
+    at.checkbox(key="train_bn").set_value(False)  # nothing to pool before: the box greys out, the model trains as before
+    at.button(key="train_btn_train").click()
+    at.run()
+    assert_clean(at)
+    assert at.checkbox(key="train_pool_first").disabled and not model(at).config.pool_before_norm
 
 
 def test_save_a_model_to_the_models_folder_and_load_it_back(app, writable_dirs):
@@ -611,11 +620,20 @@ def test_one_neuron_page_shows_the_arithmetic_of_any_neuron(app):
     probs = charts(at)["neuron_probabilities"]["data"][0]
     assert values(probs["y"]).sum() == pytest.approx(1, abs=1e-4)
     assert "sure this is a 7" in text(at)
-    assert "it **fires**" in text(at)  # the neuron starts at its channel's strongest spot on the image: it fires
+    # the neuron was picked on the first test image (a 0); for the 7 the page picks afresh: the channel that fires
+    # most on it, at its strongest spot, so it fires
+    assert "it **fires**" in text(at)
     assert "stays silent" not in text(at)
     assert {"neuron_arithmetic", "neuron_activation"} <= charts(at).keys()
     assert "this neuron fires" in assert_charts_explained(at)["neuron_activation"]
     assert any(c.value.startswith("The gradient peaks at row ") for c in at.caption)  # the saliency map, in numbers
+    picked = at.slider(key="neuron_channel_conv1").value
+    at.selectbox(key="neuron_class").set_value(3).run()  # left at the page's pick: it follows the new image
+    assert at.slider(key="neuron_channel_conv1").value == picked or "it **fires**" in text(at)
+    chosen = (picked + 1) % 8
+    at.slider(key="neuron_channel_conv1").set_value(chosen).run()
+    at.selectbox(key="neuron_class").set_value(5).run()  # the visitor's own choice stays
+    assert at.slider(key="neuron_channel_conv1").value == chosen
 
     for layer in ("conv2", "conv3", "dense"):
         at.selectbox(key="neuron_layer").set_value(layer).run()

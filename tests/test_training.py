@@ -193,6 +193,7 @@ def test_key_is_stable_for_equal_configs(tiny_config):
 @pytest.mark.parametrize("changes", [
     dict(dataset="other"), dict(optimizer="sgd"), dict(learning_rate=0.003), dict(batch_size=32), dict(epochs=7),
     dict(train_size=30), dict(schedule="constant"), dict(augment=True), dict(seed=1), dict(hardest=0.5),
+    dict(pool_before_norm=True),
 ], ids=lambda c: next(iter(c)))
 def test_key_changes_with_every_training_field(tiny_config, changes):
     assert dataclasses.replace(tiny_config, **changes).key() != tiny_config.key()
@@ -212,19 +213,21 @@ def test_every_field_is_covered_by_the_key_tests():
     # a field added later must get a line in the two tests above
     assert {f.name for f in dataclasses.fields(TrainConfig)} == {
         "net", "dataset", "optimizer", "learning_rate", "batch_size", "epochs", "train_size", "schedule", "augment",
-        "seed", "hardest"}
+        "seed", "hardest", "pool_before_norm"}
     assert {f.name for f in dataclasses.fields(NetConfig)} == {
         "in_channels", "image_size", "num_classes", "mean", "std", "channels", "kernel_size", "first_kernel_size",
         "padding", "batch_norm", "activation", "dropout", "dense"}
 
 
 def test_a_setting_added_later_keeps_the_keys_of_models_trained_before_it(tiny_config):
-    # hardest=1 trains as before the setting existed: the key leaves it out, so saved and shipped models still load
+    # hardest=1 and pool_before_norm=False train as before those settings existed: the key leaves them out, so saved
+    # and shipped models still load
     settings = tiny_config.to_dict()
-    del settings["hardest"]
+    del settings["hardest"], settings["pool_before_norm"]
     before = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-    assert tiny_config.hardest == 1 and tiny_config.key() == before
+    assert (tiny_config.hardest, tiny_config.pool_before_norm) == (1, False) and tiny_config.key() == before
     assert dataclasses.replace(tiny_config, hardest=0.33).key() != before
+    assert dataclasses.replace(tiny_config, pool_before_norm=True).key() != before
 
 
 def test_after_epoch_one_only_a_share_of_the_images_is_trained_on(tiny_config, tiny_data):
@@ -440,3 +443,26 @@ def test_model_at_epoch_rebuilds_the_kept_states(tiny_result, tiny_config):
     assert not model_at_epoch(tiny_result, 1).training
     with pytest.raises(KeyError):
         model_at_epoch(tiny_result, 999)
+
+
+def test_pooling_before_batch_norm_keeps_the_scales_at_zero_or_more_after_every_update(tiny_config, tiny_data,
+                                                                                          monkeypatch):
+    # a network trained pooling before batch-norm (nets._pool_then_norm) is the one the pages show, layer by layer,
+    # only while every batch-norm scale stays at 0 or more: fit clamps them after each update, when it pools first
+    calls, modes = [], []
+    original = Net.keep_norm_scales_positive
+    monkeypatch.setattr(Net, "keep_norm_scales_positive", lambda self: (calls.append(1), original(self)))
+    monkeypatch.setattr(Net, "forward", lambda self, x, forward=Net.forward: (
+        modes.append(self.training and self.pool_first), forward(self, x))[1])
+    pooled = dataclasses.replace(tiny_config, epochs=2, pool_before_norm=True)
+    result = fit(pooled, tiny_data)
+    assert len(calls) == updates_taken(result) == modes.count(True) > 0
+    assert all((m.weight >= 0).all() for m in result.model.modules() if isinstance(m, nn.BatchNorm2d))
+    assert not result.model.pool_first  # shared as it loads from a checkpoint
+    for config in (dataclasses.replace(pooled, pool_before_norm=False),  # off, or no batch-norm to pool before
+                   dataclasses.replace(pooled, net=dataclasses.replace(tiny_config.net, batch_norm=False))):
+        calls.clear(), modes.clear()
+        fit(config, tiny_data)
+        assert not calls and not any(modes)
+    no_norm = dataclasses.replace(pooled, net=dataclasses.replace(tiny_config.net, batch_norm=False))
+    assert no_norm.key() == dataclasses.replace(no_norm, pool_before_norm=False).key()  # it trains the same
