@@ -216,8 +216,8 @@ def without_first_norm(model: Net) -> None:
     with torch.no_grad():
         model.layers.conv1.weight.div_(FIRST_KERNEL_INIT_SCALE)  # PyTorch's own start: no batch-norm to rescale it
     model.layers.conv1.bias = nn.Parameter(torch.zeros(model.layers.conv1.out_channels))
-    model._steps = _pool_then_relu(list(model.layers.named_children()))
-    model._pooled_first = _pool_then_norm(list(model.layers.named_children()))
+    model._steps = _pool_then_relu(list(model.layers.children()))
+    model._pooled_first = _pool_then_norm(list(model.layers.children()))
 
 
 def frozen(model: Net, blocks: int) -> None:

@@ -273,7 +273,7 @@ class Net(nn.Module):
         # forward's order: each block's ReLU after its pooling instead of before (see _pool_then_relu), and in
         # training with pool_first set (fit sets it from TrainConfig.pool_before_norm), its batch-norm after its
         # pooling too (see _pool_then_norm)
-        layers = list(self.layers.named_children())
+        layers = list(self.layers.children())
         self._steps = _pool_then_relu(layers)
         self._pooled_first = _pool_then_norm(layers)
         self.pool_first = False
@@ -297,9 +297,8 @@ class Net(nn.Module):
         return self.config.feature_info()
 
 
-def _pool_then_relu(layers: list[tuple[str, nn.Module]] | list) -> list:
-    """The layers (named or not) in forward's order, with every ReLU that a max-pool follows moved after that pool, in
-    place.
+def _pool_then_relu(layers: list) -> list:
+    """The layers in forward's order, with every ReLU that a max-pool follows moved after that pool, in place.
 
     The same numbers, forward and backward: the largest of four ReLUs is the ReLU of the largest of the four, and the
     gradient reaches the same pixel (the largest, when it is positive; none otherwise). The ReLU then runs on a quarter
@@ -307,11 +306,10 @@ def _pool_then_relu(layers: list[tuple[str, nn.Module]] | list) -> list:
     and `lenet` 1.03–1.04× (train_speed.py --reorder, sgemm 181).
     Inspection and the pages still run `layers` one by one, in their order: conv → batch-norm → ReLU → pool.
     """
-    modules = [m[1] if isinstance(m, tuple) else m for m in layers]
     steps, i = [], 0
-    while i < len(modules):
-        module = modules[i]
-        pool = modules[i + 1] if i + 1 < len(modules) else None
+    while i < len(layers):
+        module = layers[i]
+        pool = layers[i + 1] if i + 1 < len(layers) else None
         if type(module) is nn.ReLU and isinstance(pool, nn.MaxPool2d) and not pool.return_indices:
             steps += [pool, torch.relu_]
             i += 2
@@ -321,7 +319,7 @@ def _pool_then_relu(layers: list[tuple[str, nn.Module]] | list) -> list:
     return steps
 
 
-def _pool_then_norm(layers: list[tuple[str, nn.Module]]) -> list:
+def _pool_then_norm(layers: list[nn.Module]) -> list:
     """The layers in the order training runs them when it pools first (Net.pool_first, TrainConfig.pool_before_norm):
     every block conv → batch-norm → activation → max-pool runs conv → max-pool → batch-norm → activation, so that
     batch-norm and the activation work on a quarter of the values (airbench's order).
@@ -333,17 +331,16 @@ def _pool_then_norm(layers: list[tuple[str, nn.Module]]) -> list:
     averages it keeps for test images, are those of the pooled maps. A training step at batch 128 is 1.2–1.3× faster
     (`tiny` 1.33×, `lenet` 1.24×, `wide` 1.22×, `deep` 1.16×; train_speed.py --pool-first, sgemm 182).
     """
-    modules = [m for _, m in layers]
     steps, i = [], 0
-    while i < len(modules):
-        block = modules[i:i + 4]
+    while i < len(layers):
+        block = layers[i:i + 4]
         if len(block) == 4 and isinstance(block[0], nn.Conv2d) and isinstance(block[1], nn.BatchNorm2d) and \
                 isinstance(block[3], nn.MaxPool2d) and not block[3].return_indices:
             conv, norm, act, pool = block
             steps += [conv, pool, norm, torch.relu_ if type(act) is nn.ReLU else act]
             i += 4
         else:
-            steps.append(modules[i])
+            steps.append(layers[i])
             i += 1
     return _pool_then_relu(steps)  # blocks without batch-norm: ReLU after pooling, as in evaluation
 
